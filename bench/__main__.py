@@ -1,0 +1,290 @@
+"""``make bench``: the platform against this machine's own floor; writes bench/RESULTS.md.
+
+    .venv/bin/python -m bench            # the full suite (under 15 minutes)
+    .venv/bin/python -m bench --quick    # every figure, short runs (about 2 minutes)
+
+Stages, in this order, each figure the median of ``runs`` runs (every run kept):
+
+1. floor and 2. intake: wrk against bench/floor.py and against the gateway, alternating.
+3. event lag with intake paced at half the intake median (bench.event_lag).
+4. sessions sync through the gateway (bench.sessions_gateway).
+6. rebuild of the reporting projections (bench.reporting_events.rebuild_rates).
+   The platform is then stopped, and last, on a quiet platform:
+5. reports at scale (bench.reports_at_scale.measure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import event_lag, render, reports_at_scale, sessions_gateway
+from bench.common import REPO, load_average, machine, median, run_wrk
+from bench.cpu import CpuMeter
+from bench.harness import Bench, floor_server, running_platform
+from bench.profiles import profiled
+from bench.reporting_events import rebuild_rates
+
+RESULTS = REPO / "bench" / "RESULTS.md"
+# wrk NINO serial bases (see bench/wrk/referrals.lua): one block per wrk run.
+SERIAL_STEP = 400_000
+
+
+@dataclass(frozen=True)
+class Plan:
+    runs: int = 3
+    warmup_seconds: float = 3
+    intake_seconds: float = 10
+    lag_seconds: float = 10
+    session_participants: int = 200
+    session_batches: int = 20
+    session_concurrency: int = 2
+    rebuild_participants: int = 2000
+    report_sizes: tuple[int, ...] = (100_000, 1_000_000)
+    report_runs: int = 15
+
+    @classmethod
+    def quick(cls) -> Plan:
+        return cls(
+            warmup_seconds=1,
+            intake_seconds=3,
+            lag_seconds=4,
+            session_participants=20,
+            session_batches=4,
+            rebuild_participants=300,
+            report_sizes=(10_000, 50_000),
+            report_runs=5,
+        )
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+class Serials:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def next(self) -> int:
+        self.n += 1
+        return self.n * SERIAL_STEP
+
+
+def _meter(bench: Bench) -> CpuMeter:
+    platform = bench.platform
+    processes = {
+        name: child.pid for name, child in platform.supervisor.children.items() if child.pid
+    }
+    return CpuMeter(
+        processes, admin_dsn=platform.config.admin_dsn, database=platform.config.database
+    )
+
+
+async def _intake(
+    bench: Bench, plan: Plan, log_dir: Path, serials: Serials, profile_dir: Path | None
+) -> dict[str, Any]:
+    """Floor and gateway under the same wrk, alternating run by run so drift on a shared
+    machine hits both alike."""
+    platform = bench.platform
+    meter = _meter(bench)
+    out: dict[str, Any] = {"floor": [], "intake": [], "cpu": []}
+    async with floor_server(platform.config.database, log_dir) as floor_url:
+        targets = {
+            "floor": (floor_url, None),
+            "intake": (bench.gateway_url, bench.referrer.api_key),
+        }
+
+        async def one(kind: str, seconds: float, tag: str) -> Any:
+            url, key = targets[kind]
+            result = await run_wrk(
+                url,
+                programme=bench.programme,
+                run_tag=tag,
+                api_key=key,
+                seconds=seconds,
+                serial_base=serials.next(),
+            )
+            if kind == "intake":
+                bench.referrals_sent += result.requests - result.non_2xx
+            return result
+
+        for kind in targets:  # connections, caches and plans warm before timing
+            await one(kind, plan.warmup_seconds, f"warm-{kind}")
+        for run_no in range(plan.runs):
+            order = ("floor", "intake") if run_no % 2 == 0 else ("intake", "floor")
+            for kind in order:
+                before = await meter.snapshot() if kind == "intake" else None
+                result = await one(kind, plan.intake_seconds, f"{kind}-{run_no}")
+                out[kind].append(result.as_dict())
+                if before is not None:
+                    used = await meter.since(before)
+                    out["cpu"].append(
+                        {name: s * 1000 / result.requests for name, s in used.items()}
+                    )
+                log(
+                    f"{kind} run {run_no + 1}: {result.per_second:,.0f}/s, "
+                    f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms"
+                )
+    if profile_dir is not None:
+        # One more intake run, untimed, with every service under cProfile.
+        result, out["profile"] = await profiled(
+            platform.supervisor,
+            profile_dir,
+            ("gateway", "referrals", "casework", "reporting"),
+            one("intake", plan.intake_seconds, "profiled"),
+        )
+        log(f"profiled intake run: {result.per_second:,.0f}/s (not counted)")
+    return out
+
+
+async def _lag(bench: Bench, plan: Plan, intake_rate: float, serials: Serials) -> list[dict]:
+    state = event_lag.ProbeState()
+    runs = []
+    for run_no in range(plan.runs):
+        # Start from an empty pipeline: the consumers may still be working through the
+        # backlog full-speed intake left (that drain time is reported too).
+        drained = await event_lag.drain(bench)
+        log(f"event lag: backlog drained in {drained:.1f}s")
+        measured = await event_lag.measure(
+            bench,
+            state=state,
+            target_per_second=intake_rate / 2,
+            seconds=plan.lag_seconds,
+            run_tag=f"lag-{run_no}",
+            serial_base=serials.next(),
+        )
+        runs.append({**measured.as_dict(), "drained_seconds": drained})
+        log(
+            f"event lag run {run_no + 1}: p50 {measured.p50_ms:.0f} ms, "
+            f"p99 {measured.p99_ms:.0f} ms over {len(measured.lags_ms)} probes "
+            f"at {measured.paced.per_second:,.0f} referrals/s"
+        )
+    return runs
+
+
+async def _sessions(bench: Bench, plan: Plan, profile_dir: Path | None) -> dict[str, Any]:
+    t = time.perf_counter()
+    participants = await sessions_gateway.seed_participants(bench, plan.session_participants)
+    log(f"sessions: {len(participants)} participants seeded in {time.perf_counter() - t:.0f}s")
+    runs, cpu = [], []
+    meter = _meter(bench)
+    for run_no in range(plan.runs):
+        before = await meter.snapshot()
+        result = await sessions_gateway.sync_run(
+            bench,
+            participants,
+            batches=plan.session_batches,
+            concurrency=plan.session_concurrency,
+            tag=f"sync{run_no}",
+            seed=run_no,
+        )
+        used = await meter.since(before)
+        cpu.append({name: sec * 1000 / plan.session_batches for name, sec in used.items()})
+        runs.append(result)
+        log(f"sessions run {run_no + 1}: {result['per_second']:,.0f}/s")
+    out = {"participants": len(participants), "runs": runs, "cpu": cpu}
+    if profile_dir is not None:
+        result, out["profile"] = await profiled(
+            bench.platform.supervisor,
+            profile_dir,
+            ("gateway", "casework"),
+            sessions_gateway.sync_run(
+                bench,
+                participants,
+                batches=plan.session_batches,
+                concurrency=plan.session_concurrency,
+                tag="profiled",
+                seed=99,
+            ),
+        )
+        log(f"profiled sessions run: {result['per_second']:,.0f}/s (not counted)")
+    return out
+
+
+async def run(
+    plan: Plan, *, quick: bool, only: set[str] | None, profile: bool = True
+) -> dict[str, Any]:
+    started = datetime.now(UTC)
+    about = machine()
+    log(f"machine: {about}")
+    log_dir = Path(tempfile.mkdtemp(prefix="pathways-bench-"))
+    results: dict[str, Any] = {}
+
+    def wanted(stage: str) -> bool:
+        return only is None or stage in only
+
+    t0 = time.perf_counter()
+    if any(wanted(s) for s in ("intake", "lag", "sessions", "rebuild")):
+        log(f"starting the platform (logs in {log_dir})")
+        serials = Serials()
+        profile_dir = log_dir / "profiles" if profile else None
+        async with running_platform(log_dir, profile_dir) as bench:
+            if wanted("intake") or wanted("lag"):
+                results["intake"] = await _intake(bench, plan, log_dir, serials, profile_dir)
+            if wanted("lag"):
+                rate = median([r["per_second"] for r in results["intake"]["intake"]])
+                results["lag"] = await _lag(bench, plan, rate, serials)
+            if wanted("sessions"):
+                results["sessions"] = await _sessions(bench, plan, profile_dir)
+            if wanted("rebuild"):
+                results["rebuild"] = await rebuild_rates(
+                    bench.platform.config.database_url("reporting"),
+                    plan.rebuild_participants,
+                    plan.runs,
+                )
+                for r in results["rebuild"]["runs"]:
+                    log(f"rebuild: {r['events']:,} events in {r['seconds']:.1f}s")
+    results["platform_seconds"] = time.perf_counter() - t0
+    if wanted("scale"):
+        t = time.perf_counter()
+        measured = await reports_at_scale.measure(
+            list(plan.report_sizes), plan.report_runs, workers=os.cpu_count() or 1, log=log
+        )
+        results["scale"] = {
+            "pg": measured.pg,
+            "loads": [asdict(loaded) for loaded in measured.loads],
+            "timings": {str(size): t for size, t in measured.timings.items()},
+            "seconds": time.perf_counter() - t,
+        }
+    about["load_average_at_end"] = load_average()
+    return {
+        "started": started.isoformat(timespec="seconds"),
+        "seconds": (datetime.now(UTC) - started).total_seconds(),
+        "quick": quick,
+        "plan": asdict(plan),
+        "machine": about,
+        "results": results,
+        "log_dir": str(log_dir),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short runs (about 2 minutes)")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--only",
+        help="comma-separated stages for development: intake,lag,sessions,rebuild,scale",
+    )
+    parser.add_argument("--no-profile", action="store_true", help="skip the extra cProfile'd runs")
+    args = parser.parse_args(argv)
+    plan = Plan.quick() if args.quick else Plan()
+    only = set(args.only.split(",")) if args.only else None
+    summary = asyncio.run(run(plan, quick=args.quick, only=only, profile=not args.no_profile))
+    # The raw figures beside the note, for anyone who wants to re-render or compare.
+    args.output.with_suffix(".json").write_text(json.dumps(summary, indent=1, default=str))
+    args.output.write_text(render.render(summary))
+    log(f"wrote {args.output} in {summary['seconds']:.0f}s")
+
+
+if __name__ == "__main__":
+    main()

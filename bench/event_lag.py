@@ -1,0 +1,210 @@
+"""Event lag: from a referral's ``201`` to its being counted in the performance report.
+
+Method (written into RESULTS.md by the orchestrator):
+
+* wrk keeps intake going through the gateway at a set pace (its own process).
+* Beside it, this probe posts one referral of its own every ``PROBE_INTERVAL`` seconds,
+  in turn in each of the fifty ``Probe NN`` local authorities (covered by the bench
+  provider, so the probes are accepted like the load), and notes when its ``201`` came.
+* A poller asks the gateway for ``GET /v1/reports/performance?group_by=local_authority``
+  as the programme office every ``POLL_INTERVAL`` seconds. A probe is visible when its
+  authority's ``referrals`` reaches the number of probes posted there so far; its lag
+  is from its ``201`` to the end of the first poll that showed it (an upper bound: the
+  poll's own time and up to one poll interval are included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+import asyncpg
+import httpx
+
+from bench.common import WrkRun, percentile, run_wrk
+from bench.harness import PROBE_AREAS, Bench
+from pathways.bootstrap import SERVICES
+from tests.support.builders import referral_body
+
+PROBE_INTERVAL = 0.1
+POLL_INTERVAL = 0.05
+PACED_CONNECTIONS = 16
+# Latency a paced request is expected to take, subtracted from its connection's cycle.
+PACED_LATENCY_MS = 30.0
+# A probe not visible this long after its 201 is given up on (and reported as such).
+GIVE_UP_SECONDS = 15.0
+
+
+@dataclass
+class ProbeState:
+    """Probes posted per authority over the whole benchmark (runs share the programme)."""
+
+    posted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PROBE_AREAS, 0))
+    serial: int = 0
+
+
+@dataclass
+class LagRun:
+    lags_ms: list[float]
+    unseen: int
+    paced: WrkRun
+    target_per_second: float
+
+    @property
+    def p50_ms(self) -> float:
+        return percentile(self.lags_ms, 50)
+
+    @property
+    def p99_ms(self) -> float:
+        return percentile(self.lags_ms, 99)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "probes": len(self.lags_ms) + self.unseen,
+            "unseen": self.unseen,
+            "p50_ms": self.p50_ms,
+            "p99_ms": self.p99_ms,
+            "max_ms": max(self.lags_ms, default=float("nan")),
+            "paced_per_second": self.paced.per_second,
+            "target_per_second": self.target_per_second,
+            "paced_p50_ms": self.paced.p50_ms,
+        }
+
+
+async def measure(
+    bench: Bench,
+    *,
+    state: ProbeState,
+    target_per_second: float,
+    seconds: float,
+    run_tag: str,
+    serial_base: int,
+) -> LagRun:
+    # Each paced connection sends, waits for the answer, then waits pace_ms: the rate is
+    # a little under connections / pace (by the latency), reported as measured.
+    # The probe's own referrals are part of the intake: wrk makes up the rest.
+    wrk_rate = max(1.0, target_per_second - 1 / PROBE_INTERVAL)
+    pace_ms = max(1.0, PACED_CONNECTIONS * 1000 / wrk_rate - PACED_LATENCY_MS)
+    load = asyncio.create_task(
+        run_wrk(
+            bench.gateway_url,
+            programme=bench.programme,
+            run_tag=run_tag,
+            api_key=bench.referrer.api_key,
+            seconds=seconds,
+            connections=PACED_CONNECTIONS,
+            pace_ms=pace_ms,
+            serial_base=serial_base,
+        )
+    )
+    pending: dict[int, tuple[str, int, float]] = {}  # probe -> (area, count wanted, 201 at)
+    lags: list[float] = []
+    unseen = 0
+    posting_done = asyncio.Event()
+
+    async def post_probes(client: httpx.AsyncClient) -> None:
+        next_at = time.perf_counter()
+        while not load.done():
+            state.serial += 1
+            area = PROBE_AREAS[state.serial % len(PROBE_AREAS)]
+            body = referral_body(
+                bench.programme,
+                external_ref=f"probe-{run_tag}-{state.serial}",
+                person={"local_authority": area},
+            )
+            response = await client.post("/v1/referrals", json=body)
+            answered = time.perf_counter()
+            if response.status_code != 201:
+                raise RuntimeError(f"probe: {response.status_code} {response.text[:300]}")
+            state.posted[area] += 1
+            bench.referrals_sent += 1
+            pending[state.serial] = (area, state.posted[area], answered)
+            next_at += PROBE_INTERVAL
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+        posting_done.set()
+
+    async def poll(client: httpx.AsyncClient) -> None:
+        nonlocal unseen
+        params = {"programme": bench.programme, "group_by": "local_authority"}
+        while not (posting_done.is_set() and not pending):
+            response = await client.get("/v1/reports/performance", params=params)
+            seen_at = time.perf_counter()
+            if response.status_code != 200:
+                raise RuntimeError(f"report: {response.status_code} {response.text[:300]}")
+            counts = {row["key"]: row["referrals"] or 0 for row in response.json()["rows"]}
+            for probe, (area, wanted, answered) in list(pending.items()):
+                if counts.get(area, 0) >= wanted:
+                    lags.append((seen_at - answered) * 1000)
+                    del pending[probe]
+                elif posting_done.is_set() and seen_at - answered > GIVE_UP_SECONDS:
+                    del pending[probe]
+                    unseen += 1
+            await asyncio.sleep(POLL_INTERVAL)
+
+    async with bench.referrer.client() as referrer, bench.office.client() as office:
+        poller = asyncio.create_task(poll(office))
+        try:
+            await post_probes(referrer)
+            paced = await load
+            await poller
+        finally:
+            for task in (poller, load):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+    bench.referrals_sent += paced.requests - paced.non_2xx
+    return LagRun(lags, unseen, paced, target_per_second)
+
+
+async def _backlog(bench: Bench, connection: aio_pika.abc.AbstractConnection) -> int:
+    """Events not yet handled: outbox rows not yet published, messages waiting in the
+    services' queues."""
+    config = bench.platform.config
+    waiting = 0
+    channel = await connection.channel()
+    for service in SERVICES:
+        try:
+            queue = await channel.declare_queue(f"pathways.{service}", passive=True)
+        except aio_pika.exceptions.ChannelClosed:
+            channel = await connection.channel()  # no such queue: not a consumer
+            continue
+        waiting += queue.declaration_result.message_count or 0
+    conn = await asyncpg.connect(f"{config.admin_dsn.rsplit('/', 1)[0]}/{config.database}")
+    try:
+        for service in SERVICES:
+            if await conn.fetchval("SELECT to_regclass($1)", f"{service}.outbox"):
+                waiting += await conn.fetchval(
+                    f'SELECT count(*) FROM "{service}".outbox WHERE published_at IS NULL'
+                )
+    finally:
+        await conn.close()
+    return waiting
+
+
+async def drain(bench: Bench, timeout: float = 300.0) -> float:
+    """Wait until the performance report counts every referral answered so far and no
+    event is waiting anywhere (twice in a row); the seconds it took."""
+    started = time.perf_counter()
+    params = {"programme": bench.programme}
+    quiet = 0
+    connection = await aio_pika.connect(bench.platform.config.amqp_url)
+    async with connection, bench.office.client() as office:
+        while True:
+            response = await office.get("/v1/reports/performance", params=params)
+            if response.status_code != 200:
+                raise RuntimeError(f"report: {response.status_code} {response.text[:300]}")
+            counted = response.json()["rows"][0]["referrals"] or 0
+            waiting = await _backlog(bench, connection)
+            quiet = quiet + 1 if counted >= bench.referrals_sent and waiting == 0 else 0
+            if quiet >= 2:
+                return time.perf_counter() - started
+            if time.perf_counter() - started > timeout:
+                raise RuntimeError(
+                    f"after {timeout:.0f}s the report counts {counted} referrals of "
+                    f"{bench.referrals_sent}, and {waiting} events wait"
+                )
+            await asyncio.sleep(0.2)

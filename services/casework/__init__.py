@@ -1,0 +1,1 @@
+"""Attachment, key-worker sessions, barrier assessments and employment."""

@@ -1,0 +1,140 @@
+"""Events the casework service consumes, and the payloads it publishes.
+
+Consumed (from the referrals service), both merged order-tolerantly into
+``casework.referrals``:
+
+* ``referrals.referral.accepted``: routing plus the person's details, the provider's
+  record of who it is supporting (the only event carrying personal data).
+* ``referrals.referral.status_changed``: every status; withdrawn and declined
+  referrals can then be refused with ``409``.
+
+Published (``shared/events/casework.py``; aggregate = the participant): attachment,
+assessment, employment started/ended (the episode's whole state each time), exit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.casework.store import referrals as referral_store
+from shared.consumer import Subscription
+from shared.events.casework import (
+    AssessmentRecorded,
+    EmploymentEnded,
+    EmploymentStarted,
+    ParticipantAttached,
+    ParticipantExited,
+)
+from shared.events.envelope import Envelope, parse_payload
+from shared.events.referrals import ReferralAccepted, ReferralStatusChanged
+
+
+def _without_nul(value: Any) -> Any:
+    """PostgreSQL's jsonb cannot hold NUL characters; they carry no meaning in a
+    person's details, and refusing the event would leave the referral unattachable."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {key: _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value
+
+
+async def handle_referral_accepted(session: AsyncSession, envelope: Envelope) -> None:
+    event = parse_payload(envelope)
+    assert isinstance(event, ReferralAccepted)
+    await referral_store.apply_referral_news(
+        session,
+        referral_id=event.referral_id,
+        programme=event.programme,
+        provider_id=event.provider_id,
+        source=event.source,
+        referred_on=event.referred_on,
+        status="accepted",
+        # The payload has no change time; the stage order alone places it (a later
+        # withdrawn/declined/attached always wins over it, whichever arrives first).
+        changed_at=None,
+        person=_without_nul(event.person.model_dump(mode="json")),
+        circumstances=_without_nul(event.circumstances.model_dump(mode="json")),
+    )
+
+
+async def handle_referral_status_changed(session: AsyncSession, envelope: Envelope) -> None:
+    event = parse_payload(envelope)
+    assert isinstance(event, ReferralStatusChanged)
+    await referral_store.apply_referral_news(
+        session,
+        referral_id=event.referral_id,
+        programme=event.programme,
+        provider_id=event.provider_id,
+        source=event.source,
+        referred_on=event.referred_on,
+        status=event.status,
+        changed_at=event.changed_at,
+    )
+
+
+SUBSCRIPTIONS: list[Subscription] = [
+    Subscription(ReferralAccepted.event_type, handle_referral_accepted),
+    Subscription(ReferralStatusChanged.event_type, handle_referral_status_changed),
+]
+
+
+# --- what casework publishes ---------------------------------------------------------
+
+
+def participant_attached(row: Any) -> ParticipantAttached:
+    return ParticipantAttached(
+        participant_id=row.id,
+        referral_id=row.referral_id,
+        programme=row.programme,
+        provider_id=row.provider_id,
+        attached_on=row.attached_on,
+    )
+
+
+def participant_exited(row: Any) -> ParticipantExited:
+    return ParticipantExited(
+        participant_id=row.id,
+        programme=row.programme,
+        provider_id=row.provider_id,
+        left_on=row.left_on,
+        reason=row.exit_reason,
+    )
+
+
+def assessment_recorded(participant: Any, assessment: Any) -> AssessmentRecorded:
+    return AssessmentRecorded(
+        assessment_id=assessment.id,
+        participant_id=participant.id,
+        programme=participant.programme,
+        provider_id=participant.provider_id,
+        kind=assessment.kind,
+        assessed_on=assessment.assessed_on,
+        barriers=dict(assessment.barriers),
+        wellbeing=assessment.wellbeing,
+    )
+
+
+def _episode_fields(participant: Any, episode: Any) -> dict[str, Any]:
+    return {
+        "episode_id": episode.id,
+        "participant_id": participant.id,
+        "programme": participant.programme,
+        "provider_id": participant.provider_id,
+        "started_on": episode.started_on,
+        "ended_on": episode.ended_on,
+        "hours_per_week": float(episode.hours_per_week),
+        "self_employed": episode.self_employed,
+    }
+
+
+def employment_started(participant: Any, episode: Any) -> EmploymentStarted:
+    return EmploymentStarted(**_episode_fields(participant, episode))
+
+
+def employment_ended(participant: Any, episode: Any) -> EmploymentEnded:
+    return EmploymentEnded(**_episode_fields(participant, episode))

@@ -1,0 +1,1 @@
+"""The only door partners use: authentication, tenancy, routing, rate limits, audit and webhooks."""

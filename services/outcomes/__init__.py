@@ -1,0 +1,1 @@
+"""Outcome claims, the review queue and the payments ledger."""

@@ -1,0 +1,1 @@
+"""Intake of referrals from Jobcentre Plus, probation and treatment services."""

@@ -1,0 +1,1 @@
+"""Programme performance, cohort curves and barriers, from events."""

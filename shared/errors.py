@@ -1,0 +1,147 @@
+"""RFC 9457 problem details, the one error shape of the partner contract (§7).
+
+Raise :class:`Problem` (or one of its helpers) anywhere below a route; the handlers
+installed by :func:`install_problem_handlers` turn it, FastAPI's validation errors and
+anything unexpected into ``application/problem+json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from shared.db import is_database_unavailable
+from shared.logging import get_logger
+
+PROBLEM_JSON = "application/problem+json"
+# What FastAPI raises (HTTPException 400) when a JSON body cannot even be decoded.
+BODY_PARSE_ERROR = "There was an error parsing the body"
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+
+@dataclass
+class Problem(Exception):
+    status: int
+    detail: str = ""
+    title: str | None = None
+    errors: Sequence[FieldError] = field(default_factory=list)
+    type: str = "about:blank"
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": self.type,
+            "title": self.title or HTTPStatus(self.status).phrase,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if self.errors or self.status == 422:
+            body["errors"] = [{"field": e.field, "message": e.message} for e in self.errors]
+        return body
+
+
+def problem_response(problem: Problem) -> Response:
+    return Response(
+        content=orjson.dumps(problem.body()),
+        status_code=problem.status,
+        media_type=PROBLEM_JSON,
+        headers=problem.headers,
+    )
+
+
+def not_found(what: str = "resource") -> Problem:
+    # The same answer whether the thing does not exist or belongs to someone else (§1).
+    return Problem(404, f"No such {what}.")
+
+
+def conflict(detail: str) -> Problem:
+    return Problem(409, detail)
+
+
+def forbidden(detail: str = "Your partner kind may not take this action.") -> Problem:
+    return Problem(403, detail)
+
+
+def unprocessable(*errors: FieldError, detail: str = "The request has invalid fields.") -> Problem:
+    return Problem(422, detail, errors=list(errors))
+
+
+def field_name(loc: Sequence[int | str]) -> str:
+    """`("body", "person", "nino")` -> `"person.nino"`; list positions as `[i]`."""
+    parts: list[str] = []
+    for item in loc:
+        if item in ("body", "query", "path", "header") and not parts:
+            continue
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif parts:
+            parts.append(f".{item}")
+        else:
+            parts.append(str(item))
+    return "".join(parts) or "body"
+
+
+def validation_problem(exc: RequestValidationError) -> Problem:
+    errors = []
+    for error in exc.errors():
+        loc = error.get("loc", ())
+        if error.get("type") == "json_invalid":
+            # Pydantic locates a JSON syntax error by character offset, not by field.
+            errors.append(FieldError("body", "is not valid JSON"))
+            continue
+        # Pydantic names the failing union/validator arm last (e.g. "function-after");
+        # partners want the field they sent.
+        loc = tuple(p for p in loc if not (isinstance(p, str) and "[" in p))
+        message = str(error.get("msg", "is invalid"))
+        if message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
+        errors.append(FieldError(field_name(loc), message))
+    return unprocessable(*errors)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(_: Request, exc: Problem) -> Response:
+        return problem_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+        return problem_response(validation_problem(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400 and exc.detail == BODY_PARSE_ERROR:
+            # FastAPI's 400 for a body json cannot decode at all (invalid UTF-8): for the
+            # partner it is malformed input like any other, so 422 naming the body (§7).
+            return problem_response(unprocessable(FieldError("body", "is not valid UTF-8 JSON")))
+        headers = dict(exc.headers or {})
+        detail = exc.detail if isinstance(exc.detail, str) else ""
+        return problem_response(Problem(exc.status_code, detail, headers=headers))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> Response:
+        if is_database_unavailable(exc):
+            log.warning("database unavailable", error=type(exc).__name__)
+            return problem_response(
+                Problem(
+                    503,
+                    "The service's database is unavailable; retry shortly.",
+                    headers={"Retry-After": "2"},
+                )
+            )
+        log.exception("unhandled error", error=type(exc).__name__)
+        return problem_response(Problem(500, "An unexpected error occurred."))

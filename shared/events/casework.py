@@ -1,0 +1,67 @@
+"""Events the casework service publishes. None carries a name, NINO or phone."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from shared.events.envelope import EventPayload, register
+
+
+@register
+class ParticipantAttached(EventPayload):
+    event_type = "casework.participant.attached"
+
+    participant_id: uuid.UUID
+    referral_id: uuid.UUID
+    programme: str
+    provider_id: uuid.UUID
+    attached_on: date
+
+
+@register
+class AssessmentRecorded(EventPayload):
+    event_type = "casework.assessment.recorded"
+
+    assessment_id: uuid.UUID
+    participant_id: uuid.UUID
+    programme: str
+    provider_id: uuid.UUID
+    kind: str  # initial | review | exit
+    assessed_on: date
+    barriers: dict[str, int]  # only the barriers scored; 0..6
+    wellbeing: int | None
+
+
+class _EmploymentEpisode(EventPayload):
+    """The episode's whole current state, so consumers can apply either event in any order."""
+
+    episode_id: uuid.UUID
+    participant_id: uuid.UUID
+    programme: str
+    provider_id: uuid.UUID
+    started_on: date
+    ended_on: date | None  # last day in work, inclusive; None while ongoing
+    hours_per_week: float
+    self_employed: bool
+
+
+@register
+class EmploymentStarted(_EmploymentEpisode):
+    event_type = "casework.employment.started"
+
+
+@register
+class EmploymentEnded(_EmploymentEpisode):
+    event_type = "casework.employment.ended"
+
+
+@register
+class ParticipantExited(EventPayload):
+    event_type = "casework.participant.exited"
+
+    participant_id: uuid.UUID
+    programme: str
+    provider_id: uuid.UUID
+    left_on: date
+    reason: str

@@ -1,0 +1,284 @@
+"""Transactional outbox: events are rows written with the state change, then relayed.
+
+A handler calls :meth:`Outbox.add` inside the transaction that changes state; if the
+transaction rolls back, the event never existed. :class:`OutboxRelay` publishes
+committed rows to RabbitMQ with publisher confirms and marks them sent.
+
+Ordering: rows carry the id of the aggregate they describe and a partition derived
+from it. A relay only publishes a partition while it holds that partition's advisory
+lock, in id order, so several relay replicas can run at once and a referral's events
+still leave in the order they were written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+import zlib
+from datetime import datetime
+
+import aio_pika
+import asyncpg
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    Table,
+    Text,
+    func,
+    insert,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from shared.broker import Broker
+from shared.events.envelope import Envelope, EventPayload, new_envelope
+from shared.logging import bind_context, get_logger
+from shared.observability import Metrics
+
+log = get_logger(__name__)
+
+PARTITIONS = 64
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    table = Table(
+        "outbox",
+        metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("event_id", UUID(as_uuid=True), nullable=False, unique=True),
+        Column("event_type", Text, nullable=False),
+        Column("aggregate_id", Text, nullable=False),
+        Column("partition", SmallInteger, nullable=False),
+        Column("envelope", JSONB, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("published_at", DateTime(timezone=True)),
+        Column("attempts", Integer, nullable=False, server_default="0"),
+        Column("last_error", Text),
+    )
+    Index("ix_outbox_unpublished", table.c.id, postgresql_where=table.c.published_at.is_(None))
+    return table
+
+
+def inbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "inbox",
+        metadata,
+        Column("event_id", UUID(as_uuid=True), primary_key=True),
+        Column("event_type", Text, nullable=False),
+        Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+def partition_of(aggregate_id: str) -> int:
+    return zlib.crc32(aggregate_id.encode()) % PARTITIONS
+
+
+def notify_channel(schema: str) -> str:
+    return f"{schema}_outbox"
+
+
+class Outbox:
+    """Where a service writes the events its transactions produce."""
+
+    def __init__(self, table: Table, *, producer: str) -> None:
+        self.table = table
+        self.producer = producer
+
+    async def add(
+        self,
+        session: AsyncSession,
+        payload: EventPayload,
+        *,
+        aggregate_id: uuid.UUID | str,
+        occurred_at: datetime | None = None,
+    ) -> Envelope:
+        envelope = new_envelope(payload, producer=self.producer, occurred_at=occurred_at)
+        await session.execute(insert(self.table).values(self._row(envelope, aggregate_id)))
+        return envelope
+
+    async def add_many(
+        self, session: AsyncSession, items: list[tuple[EventPayload, uuid.UUID | str]]
+    ) -> list[Envelope]:
+        """Several events in one statement (bulk paths)."""
+        if not items:
+            return []
+        envelopes = [new_envelope(p, producer=self.producer) for p, _ in items]
+        rows = [self._row(env, agg) for env, (_, agg) in zip(envelopes, items, strict=True)]
+        await session.execute(insert(self.table), rows)
+        return envelopes
+
+    @staticmethod
+    def _row(envelope: Envelope, aggregate_id: uuid.UUID | str) -> dict:
+        aggregate = str(aggregate_id)
+        return {
+            "event_id": envelope.event_id,
+            "event_type": envelope.type,
+            "aggregate_id": aggregate,
+            "partition": partition_of(aggregate),
+            "envelope": envelope.model_dump(mode="json"),
+        }
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows, woken by NOTIFY and by a polling fallback."""
+
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        table: Table,
+        broker: Broker,
+        metrics: Metrics,
+        dsn: str,
+        poll_seconds: float = 0.25,
+        batch_size: int = 200,
+        retention_days: int = 7,
+    ) -> None:
+        self.engine = engine
+        self.table = table
+        self.broker = broker
+        self.metrics = metrics
+        self.schema = table.schema or "public"
+        self.dsn = dsn
+        self.poll_seconds = poll_seconds
+        self.batch_size = batch_size
+        self.retention_days = retention_days
+        self._wake = asyncio.Event()
+        self._lock_class = zlib.crc32(f"{self.schema}.outbox".encode()) & 0x7FFFFFFF
+        qualified = f'"{self.schema}".outbox'
+        # Each row's partition lock is tried as the scan reaches it; rows of a partition
+        # another relay holds are skipped, so two relays never interleave one aggregate.
+        self._claim_sql = text(f"""
+            SELECT id, event_id, event_type, envelope FROM {qualified}
+            WHERE published_at IS NULL
+              AND pg_try_advisory_xact_lock(:lock_class, partition)
+            ORDER BY id
+            LIMIT :limit
+            FOR UPDATE SKIP LOCKED
+        """)
+        self._mark_sql = text(f"UPDATE {qualified} SET published_at = now() WHERE id = ANY(:ids)")
+        self._fail_sql = text(
+            f"UPDATE {qualified} SET attempts = attempts + 1, last_error = :error WHERE id = :id"
+        )
+        self._backlog_sql = text(f"SELECT count(*) FROM {qualified} WHERE published_at IS NULL")
+        self._prune_sql = text(
+            f"DELETE FROM {qualified} WHERE published_at < now() - make_interval(days => :days)"
+        )
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        listener = asyncio.create_task(self._listen(), name=f"{self.schema}-outbox-listen")
+        try:
+            await self.broker.wait_connected()
+            channel = await self.broker.channel(confirms=True)
+            exchange = await self.broker.declare_exchange(channel)
+            backoff = 0.2
+            last_housekeeping = 0.0
+            loop = asyncio.get_running_loop()
+            while True:
+                try:
+                    while await self.publish_batch(exchange) >= self.batch_size:
+                        pass
+                    backoff = 0.2
+                    if loop.time() - last_housekeeping > 5:
+                        await self._housekeeping()
+                        last_housekeeping = loop.time()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning(
+                        "outbox relay stalled; retrying", error=type(exc).__name__, retry_in=backoff
+                    )
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await listener
+
+    async def publish_batch(self, exchange: aio_pika.abc.AbstractExchange) -> int:
+        """Publish up to one batch; returns how many rows were published."""
+        async with self.engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    self._claim_sql, {"lock_class": self._lock_class, "limit": self.batch_size}
+                )
+            ).all()
+            if not rows:
+                return 0
+            published: list[int] = []
+            try:
+                for row in rows:
+                    envelope = Envelope.model_validate(row.envelope)
+                    with bind_context(event_id=str(envelope.event_id)):
+                        await exchange.publish(
+                            aio_pika.Message(
+                                body=envelope.to_bytes(),
+                                message_id=str(envelope.event_id),
+                                type=envelope.type,
+                                content_type="application/json",
+                                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                                timestamp=envelope.occurred_at,
+                            ),
+                            routing_key=envelope.type,
+                            mandatory=False,  # an event nobody consumes yet is not an error
+                            timeout=10,
+                        )
+                    published.append(row.id)
+                    self.metrics.events_published.labels(envelope.type).inc()
+            except Exception as exc:
+                # Keep what was confirmed; the rest stays for the next attempt, in order.
+                failed = rows[len(published)]
+                await conn.execute(self._fail_sql, {"id": failed.id, "error": type(exc).__name__})
+                if published:
+                    await conn.execute(self._mark_sql, {"ids": published})
+                raise
+            await conn.execute(self._mark_sql, {"ids": published})
+            return len(published)
+
+    async def _housekeeping(self) -> None:
+        async with self.engine.begin() as conn:
+            backlog = (await conn.execute(self._backlog_sql)).scalar_one()
+            self.metrics.outbox_backlog.set(backlog)
+            await conn.execute(self._prune_sql, {"days": self.retention_days})
+
+    async def _listen(self) -> None:
+        """Wake on NOTIFY from the outbox trigger, so a commit is relayed at once."""
+        channel = notify_channel(self.schema)
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self.dsn, timeout=5)
+                await conn.add_listener(channel, lambda *_: self._wake.set())
+                self._wake.set()  # catch up on anything committed while not listening
+                while not conn.is_closed():
+                    await asyncio.sleep(2)
+                    await conn.execute("SELECT 1")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.debug("outbox listener reconnecting", error=type(exc).__name__)
+                await asyncio.sleep(1)
+            finally:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+
+
+def asyncpg_dsn(sqlalchemy_url: str) -> str:
+    """The plain libpq form of a ``postgresql+asyncpg://`` URL, for asyncpg itself."""
+    return sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)

@@ -1,0 +1,427 @@
+"""The event backbone against the real PostgreSQL and RabbitMQ.
+
+Each test builds a small "toy" service of its own (schema, outbox, inbox, queue) with
+the shared outbox relay and inbox consumer, so the guarantees are proven on the very
+code every service runs, without any service's business rules in the way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aio_pika
+import pytest
+import pytest_asyncio
+from sqlalchemy import Column, Integer, Table, Text, func, insert, select, text
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from pathways.sandbox import Sandbox
+from shared.broker import Broker, QueueNames
+from shared.consumer import ATTEMPTS_HEADER, ERROR_HEADER, EventConsumer, Subscription
+from shared.db import create_engine, create_session_factory, service_metadata
+from shared.events.envelope import Envelope, EventPayload, parse_payload, register
+from shared.migrations import outbox_notify_trigger_sql
+from shared.observability import Metrics
+from shared.outbox import Outbox, OutboxRelay, asyncpg_dsn, inbox_table, outbox_table
+from tests.support.tcpproxy import TcpProxy
+
+RETRY_DELAYS_MS = [50, 100, 200]
+
+
+@register
+class ToyHappened(EventPayload):
+    event_type = "toy.thing.happened"
+
+    aggregate: str
+    seq: int
+    fail_times: int = 0  # the handler raises this many times before succeeding
+    poison: bool = False  # the handler always raises
+
+
+@dataclass
+class Toy:
+    name: str
+    sandbox: Sandbox
+    engine: AsyncEngine
+    outbox: Outbox
+    inbox: Table
+    applied: Table
+    failures: dict[uuid.UUID, int] = field(default_factory=dict)
+    tasks: list[asyncio.Task] = field(default_factory=list)
+    handled_calls: int = 0
+
+    @property
+    def queues(self) -> QueueNames:
+        return QueueNames(self.name)
+
+    def broker(self, url: str | None = None) -> Broker:
+        return Broker(
+            url or self.sandbox.config.amqp_url, exchange="pathways.events", name=self.name
+        )
+
+    async def write(self, aggregate: str, seq: int, *, commit: bool = True, **extra) -> Envelope:
+        async with create_session_factory(self.engine)() as session:
+            envelope = await self.outbox.add(
+                session, ToyHappened(aggregate=aggregate, seq=seq, **extra), aggregate_id=aggregate
+            )
+            if commit:
+                await session.commit()
+            else:
+                await session.rollback()
+        return envelope
+
+    async def handle(self, session: AsyncSession, envelope: Envelope) -> None:
+        self.handled_calls += 1
+        event = parse_payload(envelope)
+        assert isinstance(event, ToyHappened)
+        if event.poison:
+            raise RuntimeError("this event can never be applied")
+        seen = self.failures.get(envelope.event_id, 0)
+        if seen < event.fail_times:
+            self.failures[envelope.event_id] = seen + 1
+            raise RuntimeError(f"transient failure {seen + 1}")
+        await session.execute(
+            insert(self.applied).values(
+                event_id=envelope.event_id, aggregate=event.aggregate, seq=event.seq
+            )
+        )
+
+    def start_relay(self, broker: Broker, metrics: Metrics | None = None) -> OutboxRelay:
+        relay = OutboxRelay(
+            engine=self.engine,
+            table=self.outbox.table,
+            broker=broker,
+            metrics=metrics or Metrics(self.name),
+            dsn=asyncpg_dsn(self.admin_url),
+            poll_seconds=0.1,
+        )
+        self.tasks.append(asyncio.create_task(broker.run()))
+        self.tasks.append(asyncio.create_task(relay.run()))
+        return relay
+
+    async def start_consumer(
+        self,
+        broker: Broker,
+        metrics: Metrics | None = None,
+        handler: Callable[[AsyncSession, Envelope], Awaitable[None]] | None = None,
+    ) -> EventConsumer:
+        consumer = EventConsumer(
+            service=self.name,
+            broker=broker,
+            session_factory=create_session_factory(self.engine),
+            inbox=self.inbox,
+            subscriptions=[Subscription(ToyHappened.event_type, handler or self.handle)],
+            metrics=metrics or Metrics(self.name),
+            retry_delays_ms=RETRY_DELAYS_MS,
+        )
+        self.tasks.append(asyncio.create_task(broker.run()))
+        self.tasks.append(asyncio.create_task(consumer.run()))
+        await asyncio.wait_for(consumer.ready.wait(), 10)
+        return consumer
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{self.sandbox.config.database}"
+
+    async def applied_rows(self) -> list[tuple[str, int]]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(self.applied.c.aggregate, self.applied.c.seq).order_by(
+                    self.applied.c.applied_id
+                )
+            )
+            return [tuple(r) for r in rows]
+
+    async def wait_applied(self, count: int, timeout: float = 15) -> list[tuple[str, int]]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            rows = await self.applied_rows()
+            if len(rows) >= count or loop.time() > deadline:
+                return rows
+            await asyncio.sleep(0.05)
+
+    async def unpublished(self) -> int:
+        async with self.engine.connect() as conn:
+            return (
+                await conn.execute(
+                    select(func.count())
+                    .select_from(self.outbox.table)
+                    .where(self.outbox.table.c.published_at.is_(None))
+                )
+            ).scalar_one()
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.tasks.clear()
+
+
+@pytest_asyncio.fixture
+async def toy(sandbox: Sandbox) -> AsyncIterator[Toy]:
+    name = f"toy_{secrets.token_hex(4)}"
+    metadata = service_metadata(name)
+    outbox = outbox_table(metadata)
+    inbox = inbox_table(metadata)
+    applied = Table(
+        "applied",
+        metadata,
+        Column("applied_id", Integer, primary_key=True, autoincrement=True),
+        Column("event_id", UUID(as_uuid=True), nullable=False, unique=True),
+        Column("aggregate", Text, nullable=False),
+        Column("seq", Integer, nullable=False),
+    )
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{sandbox.config.database}"
+    engine = create_engine(url, schema=name, pool_size=5)
+    async with engine.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{name}"'))
+        await conn.run_sync(metadata.create_all)
+        for statement in outbox_notify_trigger_sql(name):
+            await conn.execute(text(statement))
+    toy = Toy(name, sandbox, engine, Outbox(outbox, producer=name), inbox, applied)
+    try:
+        yield toy
+    finally:
+        await toy.stop()
+        async with engine.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+        await engine.dispose()
+
+
+async def test_events_are_relayed_and_each_handled_once(toy: Toy) -> None:
+    toy.start_relay(toy.broker())
+    await toy.start_consumer(toy.broker())
+    for seq in range(10):
+        await toy.write("agg-1", seq)
+    rows = await toy.wait_applied(10)
+    assert rows == [("agg-1", seq) for seq in range(10)]
+    assert await toy.unpublished() == 0
+
+
+async def test_an_event_written_while_the_broker_is_unreachable_is_delivered_when_it_returns(
+    toy: Toy,
+) -> None:
+    proxy = await TcpProxy("127.0.0.1", 5672).start()
+    try:
+        vhost_path = toy.sandbox.config.amqp_url.rsplit("/", 1)[-1]
+        relay_broker = toy.broker(f"amqp://guest:guest@127.0.0.1:{proxy.port}/{vhost_path}")
+        toy.start_relay(relay_broker)
+        await toy.start_consumer(toy.broker())
+        await toy.write("before", 0)
+        assert await toy.wait_applied(1) == [("before", 0)]
+
+        await proxy.cut()
+        for seq in range(1, 21):
+            await toy.write("during", seq)
+        await asyncio.sleep(1.5)
+        # Nothing can reach the broker, and nothing is lost: it waits in the outbox.
+        assert await toy.applied_rows() == [("before", 0)]
+        assert await toy.unpublished() == 20
+
+        proxy.restore()
+        rows = await toy.wait_applied(21, timeout=30)
+        assert rows == [("before", 0)] + [("during", seq) for seq in range(1, 21)]
+        assert await toy.unpublished() == 0
+    finally:
+        await proxy.close()
+
+
+async def test_a_rolled_back_state_change_publishes_nothing(toy: Toy) -> None:
+    toy.start_relay(toy.broker())
+    await toy.start_consumer(toy.broker())
+    await toy.write("kept", 1)
+    await toy.write("discarded", 2, commit=False)
+    await toy.write("kept", 3)
+    rows = await toy.wait_applied(2)
+    await asyncio.sleep(0.5)
+    assert await toy.applied_rows() == rows == [("kept", 1), ("kept", 3)]
+    async with toy.engine.connect() as conn:
+        stored = (await conn.execute(select(toy.outbox.table.c.aggregate_id))).scalars().all()
+    assert stored == ["kept", "kept"]
+
+
+async def test_a_consumer_that_dies_after_commit_before_ack_does_not_apply_twice(
+    toy: Toy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Commit the handler's effects, then 'crash' before acknowledging: the broker
+    redelivers to the next consumer, and the inbox recognises the event."""
+    import shared.consumer as consumer_module
+
+    toy.start_relay(toy.broker())
+    committed = asyncio.Event()
+
+    async def crash_instead_of_ack(message) -> None:
+        committed.set()
+        raise asyncio.CancelledError  # the process is gone before the ack is sent
+
+    monkeypatch.setattr(consumer_module, "_ack", crash_instead_of_ack)
+    first_broker = toy.broker()
+    first_metrics = Metrics(toy.name)
+    await toy.start_consumer(first_broker, first_metrics)
+    await toy.write("once", 1)
+    await asyncio.wait_for(committed.wait(), 10)
+    assert await toy.applied_rows() == [("once", 1)]
+
+    # The crashed consumer's connection closes; its unacknowledged message returns.
+    await first_broker.close()
+    monkeypatch.undo()
+    second_metrics = Metrics(toy.name)
+    await toy.start_consumer(toy.broker(), second_metrics)
+    for _ in range(100):
+        if second_metrics.events_consumed.labels(ToyHappened.event_type, "duplicate")._value.get():
+            break
+        await asyncio.sleep(0.05)
+    assert (
+        second_metrics.events_consumed.labels(ToyHappened.event_type, "duplicate")._value.get() == 1
+    )
+    assert await toy.applied_rows() == [("once", 1)]
+    assert toy.handled_calls == 1
+
+
+async def test_a_failing_handler_is_retried_with_backoff_until_it_succeeds(toy: Toy) -> None:
+    toy.start_relay(toy.broker())
+    metrics = Metrics(toy.name)
+    await toy.start_consumer(toy.broker(), metrics)
+    await toy.write("flaky", 1, fail_times=2)
+    rows = await toy.wait_applied(1)
+    assert rows == [("flaky", 1)]
+    assert metrics.events_failed.labels(ToyHappened.event_type)._value.get() == 2
+    assert metrics.events_dead_lettered.labels(ToyHappened.event_type)._value.get() == 0
+
+
+async def _dead_letters(
+    toy: Toy, expected: int, timeout: float = 10
+) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    connection = await aio_pika.connect(toy.sandbox.config.amqp_url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(toy.queues.dead_letter, passive=True)
+        found: list[aio_pika.abc.AbstractIncomingMessage] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(found) < expected and loop.time() < deadline:
+            message = await queue.get(no_ack=True, fail=False)
+            if message is None:
+                await asyncio.sleep(0.05)
+            else:
+                found.append(message)
+        return found
+    finally:
+        await connection.close()
+
+
+async def test_a_poison_event_is_dead_lettered_with_its_error_and_the_rest_keep_flowing(
+    toy: Toy,
+) -> None:
+    toy.start_relay(toy.broker())
+    metrics = Metrics(toy.name)
+    await toy.start_consumer(toy.broker(), metrics)
+    await toy.write("stream", 1, poison=True)
+    await toy.write("stream", 2)
+    await toy.write("stream", 3)
+    assert await toy.wait_applied(2) == [("stream", 2), ("stream", 3)]
+
+    [dead] = await _dead_letters(toy, 1)
+    assert Envelope.from_bytes(dead.body).payload["seq"] == 1
+    assert dead.headers[ATTEMPTS_HEADER] == len(RETRY_DELAYS_MS) + 1
+    assert "this event can never be applied" in dead.headers[ERROR_HEADER]
+    assert metrics.events_dead_lettered.labels(ToyHappened.event_type)._value.get() == 1
+    assert metrics.events_failed.labels(ToyHappened.event_type)._value.get() == 4
+
+
+async def test_an_unreadable_message_is_dead_lettered_at_once(toy: Toy) -> None:
+    metrics = Metrics(toy.name)
+    await toy.start_consumer(toy.broker(), metrics)
+    toy.start_relay(toy.broker())
+    connection = await aio_pika.connect(toy.sandbox.config.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange("pathways.events")
+        await exchange.publish(
+            aio_pika.Message(body=b"\xff not json"), routing_key=ToyHappened.event_type
+        )
+    await toy.write("after", 1)
+    assert await toy.wait_applied(1) == [("after", 1)]
+    [dead] = await _dead_letters(toy, 1)
+    assert dead.body == b"\xff not json"
+    assert dead.headers[ATTEMPTS_HEADER] == 1
+    assert "unreadable" in dead.headers[ERROR_HEADER]
+
+
+async def test_two_relays_keep_each_aggregates_events_in_order(toy: Toy) -> None:
+    await toy.start_consumer(toy.broker())
+    aggregates = [f"agg-{i}" for i in range(6)]
+    for seq in range(40):
+        for aggregate in aggregates:
+            await toy.write(aggregate, seq)
+    toy.start_relay(toy.broker())
+    toy.start_relay(toy.broker())
+    rows = await toy.wait_applied(240, timeout=30)
+    assert len(rows) == 240
+    for aggregate in aggregates:
+        assert [seq for agg, seq in rows if agg == aggregate] == list(range(40))
+
+
+async def test_dead_letters_are_redriven_after_a_fix_and_then_applied(toy: Toy) -> None:
+    from pathways import dlq
+
+    broken = True
+
+    async def handler(session: AsyncSession, envelope: Envelope) -> None:
+        if broken:
+            raise RuntimeError("bug: cannot apply yet")
+        await toy.handle(session, envelope)
+
+    metrics = Metrics(toy.name)
+    toy.start_relay(toy.broker())
+    await toy.start_consumer(toy.broker(), metrics, handler=handler)
+    await toy.write("later", 1)
+    for _ in range(200):
+        if metrics.events_dead_lettered.labels(ToyHappened.event_type)._value.get():
+            break
+        await asyncio.sleep(0.05)
+    [letter] = await dlq.peek(toy.sandbox.config.amqp_url, toy.name)
+    assert letter.routing_key == ToyHappened.event_type and "cannot apply yet" in letter.error
+    assert await toy.applied_rows() == []
+
+    broken = False  # the fix is deployed
+    assert await dlq.redrive(toy.sandbox.config.amqp_url, toy.name) == 1
+    assert await toy.wait_applied(1) == [("later", 1)]
+    assert await dlq.peek(toy.sandbox.config.amqp_url, toy.name) == []
+
+
+async def test_one_failure_in_a_batch_is_handled_alone_and_the_rest_once(toy: Toy) -> None:
+    # Declare the queue, then stop consuming so the events pile up into one batch.
+    first_broker = toy.broker()
+    await toy.start_consumer(first_broker)
+    for task in toy.tasks[-2:]:
+        task.cancel()
+    await first_broker.close()
+    for seq in range(10):
+        await toy.write("batch", seq, fail_times=1 if seq == 4 else 0)
+    toy.start_relay(toy.broker())
+    for _ in range(200):
+        if await toy.unpublished() == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert await toy.unpublished() == 0
+
+    metrics = Metrics(toy.name)
+    await toy.start_consumer(toy.broker(), metrics)
+    rows = await toy.wait_applied(10)
+    assert sorted(rows) == [("batch", seq) for seq in range(10)]
+    # seq 4 failed inside the batch; the batch was undone and every event handled in a
+    # transaction of its own, where seq 4 (failing only once) went through.
+    assert metrics.events_failed.labels(ToyHappened.event_type)._value.get() == 1
+    assert metrics.events_consumed.labels(ToyHappened.event_type, "handled")._value.get() == 10
+    assert list(toy.failures.values()) == [1]
+    assert metrics.events_dead_lettered.labels(ToyHappened.event_type)._value.get() == 0
