@@ -156,10 +156,15 @@ class EventConsumer:
                 )
                 runnable = []
             elif isinstance(failure, _HandlerFailed):
-                self.metrics.events_failed.labels(failure.work.envelope.type).inc()
+                # That was the failing event's attempt: it goes to its retry queue (or the
+                # dead-letter queue) as it would have alone, counted once.
+                failed = failure.work
+                poison = isinstance(exc, ValidationError)
+                outcomes.append(_Outcome(failed.message, failed.envelope.type, exc, poison))
+                runnable = [work for work in runnable if work is not failed]
                 log.warning(
-                    "event handler failed in a batch; handling the batch one by one",
-                    event_type=failure.work.envelope.type,
+                    "event handler failed in a batch; handling the rest one by one",
+                    event_type=failed.envelope.type,
                     error=type(exc).__name__,
                 )
             # One of them failed and took the batch's transaction with it: give each
@@ -286,10 +291,15 @@ class EventConsumer:
 
     async def _watch_dead_letters(self) -> None:
         channel = await self.broker.channel(confirms=False)
+        queue = None
         while True:
             with contextlib.suppress(Exception):
-                queue = await channel.declare_queue(self.names.dead_letter, passive=True)
-                self.metrics.dead_letter_depth.set(queue.declaration_result.message_count or 0)
+                # A robust channel hands back its cached queue (and its first count) on a
+                # second declare_queue; re-declaring that queue object asks the broker anew.
+                if queue is None:
+                    queue = await channel.declare_queue(self.names.dead_letter, passive=True)
+                result = await queue.declare()
+                self.metrics.dead_letter_depth.set(result.message_count or 0)
             await asyncio.sleep(5)
 
 

@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -113,6 +115,25 @@ def validation_problem(exc: RequestValidationError) -> Problem:
     return unprocessable(*errors)
 
 
+# PostgreSQL's "character not in repertoire" (a NUL in text), wherever SQLAlchemy and
+# asyncpg put it in the exception chain.
+_UNSTORABLE_TEXT = "22021"
+
+
+def _is_unstorable_text(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if getattr(current, "sqlstate", None) == _UNSTORABLE_TEXT:
+            return True
+        stack += [getattr(current, "orig", None), current.__cause__, current.__context__]
+    return False
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> Response:
@@ -132,6 +153,34 @@ def install_problem_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else ""
         return problem_response(Problem(exc.status_code, detail, headers=headers))
 
+    async def _database(_: Request, exc: Exception) -> Response:
+        # Answered here rather than by the catch-all below: Starlette re-raises whatever
+        # reaches the catch-all and uvicorn then drops the connection, so through the
+        # gateway a 503 would arrive as a broken call (502).
+        if _is_unstorable_text(exc):
+            # A NUL in a query parameter (or a field a model let through) reached
+            # PostgreSQL, which cannot hold it: the partner's input is wrong, not us.
+            log.warning("unstorable text in a request", error=type(exc).__name__)
+            return problem_response(
+                unprocessable(
+                    FieldError("request", "must not contain NUL characters"),
+                    detail="A value in the request contains a character that cannot be stored.",
+                )
+            )
+        if is_database_unavailable(exc):
+            log.warning("database unavailable", error=type(exc).__name__)
+            return problem_response(
+                Problem(
+                    503,
+                    "The service's database is unavailable; retry shortly.",
+                    headers={"Retry-After": "2"},
+                )
+            )
+        raise exc  # a real error: the catch-all's 500
+
+    for error in (DBAPIError, PoolTimeoutError, OSError):
+        app.add_exception_handler(error, _database)
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:
         if is_database_unavailable(exc):
@@ -143,5 +192,24 @@ def install_problem_handlers(app: FastAPI) -> None:
                     headers={"Retry-After": "2"},
                 )
             )
-        log.exception("unhandled error", error=type(exc).__name__)
+        log.exception("unhandled error", error=type(exc).__name__, **_cause_of(exc))
         return problem_response(Problem(500, "An unexpected error occurred."))
+
+
+def _cause_of(exc: BaseException) -> dict[str, object]:
+    """What lies under a wrapped error (a driver's exception class and SQLSTATE): enough
+    to diagnose, never the message, which may quote personal data."""
+    causes: list[str] = []
+    sqlstate = None
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and len(causes) < 6:
+        causes.append(type(cause).__name__)
+        sqlstate = sqlstate or getattr(cause, "sqlstate", None)
+        cause = cause.__cause__ or cause.__context__
+    found: dict[str, object] = {}
+    if causes:
+        found["causes"] = causes
+    if isinstance(sqlstate, str):
+        found["sqlstate"] = sqlstate
+    return found
+

@@ -20,13 +20,15 @@ class RateLimit(BaseModel):
     burst: int = Field(ge=1)
 
 
-# A bulk session sync of 1,000 items costs 1,000 tokens, so a provider's bucket holds at
-# least that many; referrers post one referral per call.
+# A referrer exporting a day's referrals posts a few hundred at once; a provider's CRM
+# catching up after an outage syncs tens of thousands of sessions (a bulk call of 1,000
+# items costs 1,000 tokens), so its bucket holds ten full batches and refills at 1,000
+# items a second. The limits stop runaway clients; they are not a usage meter.
 DEFAULT_RATE_LIMITS: dict[str, RateLimit] = {
-    PartnerKind.JCP.value: RateLimit(per_second=20, burst=100),
-    PartnerKind.PROBATION.value: RateLimit(per_second=20, burst=100),
-    PartnerKind.TREATMENT.value: RateLimit(per_second=20, burst=100),
-    PartnerKind.PROVIDER.value: RateLimit(per_second=100, burst=2000),
+    PartnerKind.JCP.value: RateLimit(per_second=50, burst=500),
+    PartnerKind.PROBATION.value: RateLimit(per_second=50, burst=500),
+    PartnerKind.TREATMENT.value: RateLimit(per_second=50, burst=500),
+    PartnerKind.PROVIDER.value: RateLimit(per_second=1000, burst=10_000),
     PartnerKind.PROGRAMME_OFFICE.value: RateLimit(per_second=20, burst=100),
 }
 
