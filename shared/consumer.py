@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.broker import Broker, QueueNames
 from shared.db import is_database_unavailable
+from shared.errors import describe_failure
 from shared.events.envelope import Envelope, UnknownEvent
 from shared.logging import bind_context, get_logger
 from shared.observability import Metrics
@@ -241,7 +242,7 @@ class EventConsumer:
             return
         self.metrics.events_failed.labels(outcome.event_type).inc()
         attempts = int((message.headers or {}).get(ATTEMPTS_HEADER, 0) or 0) + 1
-        error = f"{type(outcome.error).__name__}: {outcome.error}"[:1000]
+        error = describe_failure(outcome.error)
         log.warning(
             "event handler failed",
             event_type=outcome.event_type,

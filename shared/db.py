@@ -71,4 +71,21 @@ def is_database_unavailable(exc: BaseException) -> bool:
         exc, OSError | ConnectionError | PoolTimeoutError | InterfaceError | OperationalError
     ):
         return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    # A new connection that could not be made (refused, reset mid-handshake, the server
+    # full or starting up) arrives as a plain DBAPIError wrapping the driver's error.
+    cause = exc.orig if isinstance(exc, DBAPIError) else None
+    seen = 0
+    while cause is not None and seen < 8:
+        if isinstance(cause, OSError) or _unavailable_state(getattr(cause, "sqlstate", None)):
+            return True
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return False
+
+
+def _unavailable_state(sqlstate: object) -> bool:
+    # 08: connection exception; 53300: too many connections; 57P0x: shutting down/starting.
+    return isinstance(sqlstate, str) and (
+        sqlstate.startswith("08") or sqlstate == "53300" or sqlstate.startswith("57P0")
+    )

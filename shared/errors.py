@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -213,3 +214,22 @@ def _cause_of(exc: BaseException) -> dict[str, object]:
         found["sqlstate"] = sqlstate
     return found
 
+
+def describe_failure(exc: BaseException) -> str:
+    """A failure as it may be written down where operators read it (a dead letter's
+    headers): a database error by class and SQLSTATE only (its message can quote the
+    row: "Key (nino)=(...) already exists"), a validation error by field and rule
+    without the input, anything else as raised."""
+    name = type(exc).__name__
+    if isinstance(exc, ValidationError):
+        rules = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors(include_input=False, include_url=False)
+        )
+        return f"{name}: {rules}"[:1000]
+    cause = _cause_of(exc)
+    sqlstate = getattr(exc, "sqlstate", None) or cause.get("sqlstate")
+    if isinstance(exc, DBAPIError) or sqlstate:
+        chain = " < ".join(cause.get("causes", []))  # type: ignore[arg-type]
+        return f"{name} (sqlstate {sqlstate or 'unknown'}) {chain}".strip()
+    return f"{name}: {exc}"[:1000]

@@ -199,6 +199,11 @@ class OutboxRelay:
                     log.warning(
                         "outbox relay stalled; retrying", error=type(exc).__name__, retry_in=backoff
                     )
+                    # The backlog gauge matters most while the broker is away: keep it current.
+                    if loop.time() - last_housekeeping > 5:
+                        with contextlib.suppress(Exception):
+                            await self._housekeeping()
+                        last_housekeeping = loop.time()
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue

@@ -86,6 +86,9 @@ def today_uk(now: datetime | None = None) -> date:
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_EXCEPT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# A JSON "\ud800" escape decodes to a lone surrogate, which UTF-8 (and so PostgreSQL and
+# orjson) cannot hold: refuse it as a field error, not a 500.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _SPACES = re.compile(r"\s+")
 
 
@@ -95,6 +98,8 @@ def clean_line(value: str) -> str:
     NFC makes "é" typed two ways the same text, so matching and idempotency agree.
     Control characters are refused (PostgreSQL cannot even store NUL).
     """
+    if _SURROGATE.search(value):
+        raise ValueError("must be valid Unicode text")
     value = unicodedata.normalize("NFC", value)
     if _CONTROL.search(value):
         raise ValueError("must not contain control characters")
@@ -103,6 +108,8 @@ def clean_line(value: str) -> str:
 
 def clean_text(value: str) -> str:
     """Free text (notes, reasons): NFC, trimmed, line breaks and tabs kept."""
+    if _SURROGATE.search(value):
+        raise ValueError("must be valid Unicode text")
     value = unicodedata.normalize("NFC", value)
     if _CONTROL_EXCEPT_LINES.search(value):
         raise ValueError("must not contain control characters")

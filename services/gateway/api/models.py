@@ -11,8 +11,16 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from services.gateway import domain
 from shared.caller import PartnerKind
 
+# No control characters: PostgreSQL text cannot even hold NUL (it was a 500).
 PartnerName = Annotated[
-    str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200)
+    str,
+    StringConstraints(
+        strict=True,
+        strip_whitespace=True,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\x00-\x1f\x7f]*$",
+    ),
 ]
 
 
