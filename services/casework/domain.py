@@ -15,6 +15,8 @@ from enum import StrEnum
 from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
+from shared.events.casework import BARRIERS
+
 # Business dates (attached_on, left_on, "today") are UK calendar dates.
 UK = ZoneInfo("Europe/London")
 
@@ -182,28 +184,7 @@ class AssessmentKind(StrEnum):
     EXIT = "exit"
 
 
-BARRIER_KEYS: tuple[str, ...] = (
-    "physical_health",
-    "mental_health",
-    "substance_misuse",
-    "housing",
-    "debt",
-    "qualifications_skills",
-    "work_experience",
-    "confidence",
-    "digital_skills",
-    "childcare",
-    "caring_responsibilities",
-    "public_transport",
-    "private_transport",
-    "convictions",
-    "bereavement",
-    "family_support",
-    "relationship_breakdown",
-    "chaotic_lifestyle",
-    "local_labour_market",
-    "age",
-)
+BARRIER_KEYS: tuple[str, ...] = BARRIERS
 MIN_SCORE, MAX_SCORE = 0, 6
 SEVERE_SCORE = 4  # 4, 5 and 6 count as severe
 MIN_WELLBEING, MAX_WELLBEING = 14, 70  # WEMWBS

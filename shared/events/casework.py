@@ -7,6 +7,31 @@ from datetime import date
 
 from shared.events.envelope import EventPayload, register
 
+# The barriers an assessment scores (contract §3), in the contract's order: the keys of
+# ``AssessmentRecorded.barriers``.
+BARRIERS: tuple[str, ...] = (
+    "physical_health",
+    "mental_health",
+    "substance_misuse",
+    "housing",
+    "debt",
+    "qualifications_skills",
+    "work_experience",
+    "confidence",
+    "digital_skills",
+    "childcare",
+    "caring_responsibilities",
+    "public_transport",
+    "private_transport",
+    "convictions",
+    "bereavement",
+    "family_support",
+    "relationship_breakdown",
+    "chaotic_lifestyle",
+    "local_labour_market",
+    "age",
+)
+
 
 @register
 class ParticipantAttached(EventPayload):

@@ -16,34 +16,11 @@ from datetime import date, datetime
 from typing import Any
 
 from services.reporting.domain.calendar import quarter_of
-from shared.events.casework import AssessmentRecorded, ParticipantAttached
+from shared.events.casework import BARRIERS, AssessmentRecorded, ParticipantAttached
 from shared.events.gateway import ProgrammeDefined
 from shared.events.outcomes import AccrualRecorded, ClaimDecided
 from shared.events.referrals import ReferralStatusChanged
 
-# Contract §3, in the contract's order.
-BARRIERS: tuple[str, ...] = (
-    "physical_health",
-    "mental_health",
-    "substance_misuse",
-    "housing",
-    "debt",
-    "qualifications_skills",
-    "work_experience",
-    "confidence",
-    "digital_skills",
-    "childcare",
-    "caring_responsibilities",
-    "public_transport",
-    "private_transport",
-    "convictions",
-    "bereavement",
-    "family_support",
-    "relationship_breakdown",
-    "chaotic_lifestyle",
-    "local_labour_market",
-    "age",
-)
 BARRIER_SET = frozenset(BARRIERS)
 SEVERE_SCORE = 4  # 4, 5 and 6 count as severe (contract §3)
 
