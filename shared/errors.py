@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -25,6 +25,32 @@ from shared.db import is_database_unavailable
 from shared.logging import get_logger
 
 PROBLEM_JSON = "application/problem+json"
+
+
+class FieldErrorOut(BaseModel):
+    field: str
+    message: str
+
+
+class ProblemOut(BaseModel):
+    """application/problem+json (contract §7), as the OpenAPI documents describe it."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldErrorOut] | None = None
+
+
+def problem(description: str) -> dict[str, Any]:
+    """An error response for a route's ``responses=``: a problem body, documented."""
+    return {
+        "model": ProblemOut,
+        "description": description,
+        "content": {PROBLEM_JSON: {}},
+    }
+
+
 # What FastAPI raises (HTTPException 400) when a JSON body cannot even be decoded.
 BODY_PARSE_ERROR = "There was an error parsing the body"
 log = get_logger(__name__)

@@ -332,24 +332,3 @@ class SyncResults(BaseModel):
 
 
 # --- errors, for the OpenAPI document ----------------------------------------------
-
-
-class FieldErrorOut(BaseModel):
-    field: str
-    message: str
-
-
-class ProblemOut(BaseModel):
-    type: str
-    title: str
-    status: int
-    detail: str
-    errors: list[FieldErrorOut] | None = None
-
-
-def problem(description: str) -> dict[str, Any]:
-    return {
-        "model": ProblemOut,
-        "description": description,
-        "content": {"application/problem+json": {}},
-    }

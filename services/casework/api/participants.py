@@ -30,7 +30,6 @@ from services.casework.api.models import (
     ParticipantOut,
     ParticipantPage,
     PersonOut,
-    problem,
 )
 from services.casework.domain import (
     Attachment,
@@ -48,7 +47,7 @@ from services.casework.store import referrals as referral_store
 from shared.caller import Caller
 from shared.consistency import wait_for
 from shared.db import SessionDep
-from shared.errors import FieldError, conflict, not_found, unprocessable
+from shared.errors import FieldError, conflict, not_found, problem, unprocessable
 from shared.logging import get_logger
 from shared.pagination import decode_cursor, encode_cursor
 

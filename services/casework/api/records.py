@@ -26,13 +26,12 @@ from services.casework.api.models import (
     EpisodeEndIn,
     EpisodeIn,
     EpisodeOut,
-    problem,
 )
 from services.casework.api.participants import episode_out
 from services.casework.domain import after_exit, end_conflict, severe_barriers, uk_today
 from services.casework.store import participants as participant_store
 from shared.db import SessionDep
-from shared.errors import FieldError, conflict, not_found, unprocessable
+from shared.errors import FieldError, conflict, not_found, problem, unprocessable
 from shared.logging import get_logger
 
 router = APIRouter(tags=["casework"])

@@ -30,7 +30,6 @@ from services.casework.api.models import (
     SessionOut,
     SessionsIn,
     SyncResults,
-    problem,
 )
 from services.casework.domain import (
     MAX_SESSIONS_PER_SYNC,
@@ -41,7 +40,7 @@ from services.casework.domain import (
 )
 from services.casework.store import sessions as session_store
 from shared.db import SessionDep
-from shared.errors import FieldError, Problem, unprocessable
+from shared.errors import FieldError, Problem, problem, unprocessable
 from shared.logging import get_logger
 
 router = APIRouter(tags=["casework"])

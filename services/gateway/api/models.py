@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services.gateway import domain
 from shared.caller import PartnerKind
+from shared.errors import ProblemOut
 
 # No control characters: PostgreSQL text cannot even hold NUL (it was a 500).
 PartnerName = Annotated[
@@ -157,16 +158,6 @@ class AuditEntry(BaseModel):
 class AuditPage(BaseModel):
     items: list[AuditEntry]
     next_cursor: str | None
-
-
-class ProblemOut(BaseModel):
-    """RFC 9457 problem details (contract §7)."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    errors: list[dict[str, str]] | None = None
 
 
 def problems(*statuses: int) -> dict[int | str, dict]:

@@ -30,11 +30,10 @@ from services.outcomes.api.models import (
     ClaimPage,
     DecisionIn,
     claim_out,
-    problem,
 )
 from shared.caller import Caller
 from shared.db import SessionDep
-from shared.errors import FieldError, conflict, not_found, unprocessable
+from shared.errors import FieldError, conflict, not_found, problem, unprocessable
 from shared.logging import get_logger
 from shared.pagination import decode_cursor, encode_cursor
 

@@ -21,7 +21,6 @@ from services.outcomes.domain import (
     ReviewDecision,
     Rule,
 )
-from shared.errors import PROBLEM_JSON
 
 MAX_EVIDENCE_ITEMS = 50
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -171,34 +170,3 @@ def claim_out(row: Row[Any]) -> ClaimOut:
         decided_at=row.decided_at,
         decision=row.decision,
     )
-
-
-def problem(description: str) -> dict[str, Any]:
-    """An error response for the OpenAPI document (bodies are problem+json, §7)."""
-    return {
-        "description": description,
-        "content": {
-            PROBLEM_JSON: {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "type": {"type": "string"},
-                        "title": {"type": "string"},
-                        "status": {"type": "integer"},
-                        "detail": {"type": "string"},
-                        "errors": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "properties": {
-                                    "field": {"type": "string"},
-                                    "message": {"type": "string"},
-                                },
-                            },
-                        },
-                    },
-                    "required": ["type", "title", "status"],
-                }
-            }
-        },
-    }

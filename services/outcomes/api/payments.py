@@ -10,9 +10,9 @@ from fastapi import APIRouter, Query, Response
 
 from services.outcomes import domain, store
 from services.outcomes.api.deps import ReaderDep, SettingsDep, wait_for_programme
-from services.outcomes.api.models import StatementOut, problem
+from services.outcomes.api.models import StatementOut
 from shared.db import SessionDep
-from shared.errors import FieldError, not_found, unprocessable
+from shared.errors import FieldError, not_found, problem, unprocessable
 
 router = APIRouter(tags=["payments"])
 

@@ -268,26 +268,3 @@ class ReferralOut(BaseModel):
 class ReferralPage(BaseModel):
     items: list[ReferralOut]
     next_cursor: str | None
-
-
-class FieldErrorOut(BaseModel):
-    field: str
-    message: str
-
-
-class ProblemOut(BaseModel):
-    """application/problem+json (contract §7)."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    errors: list[FieldErrorOut] | None = None
-
-
-def problem(description: str) -> dict[str, Any]:
-    return {
-        "model": ProblemOut,
-        "description": description,
-        "content": {"application/problem+json": {}},
-    }

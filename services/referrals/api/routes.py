@@ -14,7 +14,6 @@ from services.referrals.api.models import (
     ReferralIn,
     ReferralOut,
     ReferralPage,
-    problem,
 )
 from services.referrals.domain import (
     DECLINE,
@@ -28,7 +27,7 @@ from services.referrals.domain import (
 from services.referrals.settings import ReferralsSettings
 from shared.caller import Caller, CallerDep, PartnerKind, require_kind
 from shared.db import SessionDep
-from shared.errors import FieldError, not_found, unprocessable
+from shared.errors import FieldError, not_found, problem, unprocessable
 from shared.outbox import Outbox
 from shared.pagination import decode_cursor, encode_cursor
 from shared.service import ServiceRuntime

@@ -6,7 +6,6 @@ the cohorts report ``job_start_target`` (the programme's target, for the chart's
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 from pydantic import BaseModel
 
@@ -72,26 +71,3 @@ class ProgrammeOut(BaseModel):
 
 class ProgrammesOut(BaseModel):
     items: list[ProgrammeOut]
-
-
-class FieldErrorOut(BaseModel):
-    field: str
-    message: str
-
-
-class ProblemOut(BaseModel):
-    """application/problem+json (contract §7)."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    errors: list[FieldErrorOut] | None = None
-
-
-def problem(description: str) -> dict[str, Any]:
-    return {
-        "model": ProblemOut,
-        "description": description,
-        "content": {"application/problem+json": {}},
-    }

@@ -30,7 +30,6 @@ from services.reporting.api.models import (
     PerformanceRowOut,
     ProgrammeOut,
     ProgrammesOut,
-    problem,
 )
 from services.reporting.domain.calendar import days_before, latest_attachment_for
 from services.reporting.domain.facts import ALL
@@ -45,7 +44,7 @@ from services.reporting.store import queries
 from shared.caller import CallerDep, PartnerKind, require_kind
 from shared.consistency import wait_for
 from shared.db import SessionDep
-from shared.errors import Problem, not_found
+from shared.errors import Problem, not_found, problem
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
