@@ -195,14 +195,7 @@ def install_problem_handlers(app: FastAPI) -> None:
                 )
             )
         if is_database_unavailable(exc):
-            log.warning("database unavailable", error=type(exc).__name__)
-            return problem_response(
-                Problem(
-                    503,
-                    "The service's database is unavailable; retry shortly.",
-                    headers={"Retry-After": "2"},
-                )
-            )
+            return _database_unavailable(exc)
         raise exc  # a real error: the catch-all's 500
 
     for error in (DBAPIError, PoolTimeoutError, OSError):
@@ -211,14 +204,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:
         if is_database_unavailable(exc):
-            log.warning("database unavailable", error=type(exc).__name__)
-            return problem_response(
-                Problem(
-                    503,
-                    "The service's database is unavailable; retry shortly.",
-                    headers={"Retry-After": "2"},
-                )
-            )
+            return _database_unavailable(exc)
         log.exception("unhandled error", error=type(exc).__name__, **_cause_of(exc))
         return problem_response(Problem(500, "An unexpected error occurred."))
 
@@ -259,3 +245,14 @@ def describe_failure(exc: BaseException) -> str:
         chain = " < ".join(cause.get("causes", []))  # type: ignore[arg-type]
         return f"{name} (sqlstate {sqlstate or 'unknown'}) {chain}".strip()
     return f"{name}: {exc}"[:1000]
+
+
+def _database_unavailable(exc: BaseException) -> Response:
+    log.warning("database unavailable", error=type(exc).__name__)
+    return problem_response(
+        Problem(
+            503,
+            "The service's database is unavailable; retry shortly.",
+            headers={"Retry-After": "2"},
+        )
+    )
