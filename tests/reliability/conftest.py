@@ -71,7 +71,7 @@ def _through(url: str, port: int) -> str:
     return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture(scope="package")
 async def faulty() -> AsyncIterator[FaultyPlatform]:
     broker = await TcpProxy("127.0.0.1", 5672).start()
     database = await TcpProxy("127.0.0.1", 5432).start()

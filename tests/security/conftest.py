@@ -21,7 +21,7 @@ from tests.support.platform import RunningPlatform, start_platform
 GENEROUS = {"per_second": 1000, "burst": 5000}
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture(scope="package")
 async def secure_platform() -> AsyncIterator[RunningPlatform]:
     env = {
         "PATHWAYS_CONSISTENCY_WAIT_SECONDS": "0.25",
@@ -34,7 +34,7 @@ async def secure_platform() -> AsyncIterator[RunningPlatform]:
         yield running
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture(scope="package")
 async def secure_gateway(secure_platform: RunningPlatform) -> AsyncIterator[Gateway]:
     gateway = Gateway(secure_platform.gateway_url, secure_platform.admin_token)
     try:
@@ -43,6 +43,6 @@ async def secure_gateway(secure_platform: RunningPlatform) -> AsyncIterator[Gate
         await gateway.aclose()
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture(scope="package")
 async def tenants(secure_gateway: Gateway) -> tuple[Tenant, Tenant]:
     return await two_tenants(secure_gateway)
