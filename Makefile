@@ -15,7 +15,7 @@ STAMP_DEV := $(VENV)/.installed-dev
 help:
 	@echo "make run    - install, create database/roles/schemas, migrate, start every service"
 	@echo "make test   - install test tools and run the whole suite"
-	@echo "make bench  - run the benchmark suite and write bench/RESULTS.md"
+	@echo "make bench  - run the benchmark suite and write bench/RESULTS.md (BENCH_ARGS=--quick: 2 min)"
 	@echo "make soak   - five minutes of mixed traffic, memory and backlog checks"
 	@echo "make demo   - start the platform if needed and simulate a programme"
 	@echo "make lint   - ruff"

@@ -16,17 +16,30 @@ from bench.common import cpu_seconds, pids_named
 
 
 class CpuMeter:
-    def __init__(self, processes: Mapping[str, int], *, admin_dsn: str, database: str) -> None:
+    def __init__(
+        self,
+        processes: Mapping[str, int],
+        *,
+        admin_dsn: str,
+        database: str,
+        pg_user: str | None = None,
+        broker: bool = True,
+    ) -> None:
+        """``pg_user`` counts only that login's backends; ``broker`` adds RabbitMQ."""
         self.processes = dict(processes)
         self.admin_dsn = admin_dsn
         self.database = database
+        self.pg_user = pg_user
+        self.broker = broker
 
     async def _postgres(self) -> dict[int, float]:
         conn = await asyncpg.connect(self.admin_dsn)
         try:
             rows = await conn.fetch(
-                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 "
+                "AND pid <> pg_backend_pid() AND ($2::text IS NULL OR usename = $2)",
                 self.database,
+                self.pg_user,
             )
         finally:
             await conn.close()
@@ -36,7 +49,11 @@ class CpuMeter:
         return {
             **{name: {pid: cpu_seconds(pid)} for name, pid in self.processes.items()},
             "postgresql": await self._postgres(),
-            "rabbitmq": {pid: cpu_seconds(pid) for pid in pids_named("beam.smp")},
+            **(
+                {"rabbitmq": {pid: cpu_seconds(pid) for pid in pids_named("beam.smp")}}
+                if self.broker
+                else {}
+            ),
         }
 
     async def since(self, before: dict[str, dict[int, float]]) -> dict[str, float]:

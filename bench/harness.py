@@ -34,8 +34,10 @@ REPO = Path(__file__).resolve().parent.parent
 # the probes apart (see bench.event_lag).
 PROBE_AREAS = [f"Probe {n:02d}" for n in range(50)]
 # Connections per service pool (SQLAlchemy adds as many again as overflow). PostgreSQL
-# allows 100 in all by default: the services that take the load get the most.
-POOL_SIZES = {"gateway": 4, "referrals": 8, "casework": 8, "outcomes": 2, "reporting": 4}
+# allows 100 in all by default, shared with anything else on the machine (a test run
+# holds about 50): the services that take the load keep the default 5, the others less.
+# On two cores more connections would not make PostgreSQL faster, only queue there.
+POOL_SIZES = {"gateway": 3, "referrals": 5, "casework": 5, "outcomes": 2, "reporting": 3}
 UNLIMITED = {"per_second": 1_000_000, "burst": 1_000_000}
 
 
@@ -44,7 +46,6 @@ def platform_env() -> dict[str, str]:
         # The defaults of a real deployment, not the test suite's.
         "PATHWAYS_RETRY_DELAYS_MS": "[1000, 5000, 30000, 120000]",
         "PATHWAYS_OUTBOX_POLL_SECONDS": "0.25",
-        # 32 requests in flight: the default pool of 5 would queue most of them.
         **{
             f"{service.upper()}_DATABASE_POOL_SIZE": str(POOL_SIZES[service])
             for service in SERVICES
@@ -108,9 +109,10 @@ async def running_platform(log_dir: Path, profile_dir: Path | None = None) -> As
 
 
 @contextlib.asynccontextmanager
-async def floor_server(database: str, log_dir: Path) -> AsyncIterator[str]:
+async def floor_server(database: str, log_dir: Path) -> AsyncIterator[tuple[str, int]]:
     """bench/floor.py as its own uvicorn process (uvloop, httptools, one worker) writing
-    to ``database`` (its own ``floor`` schema), as PostgreSQL's superuser."""
+    to ``database`` (its own ``floor`` schema), as PostgreSQL's superuser: its URL and
+    process id."""
     port = free_port()
     log_path = log_dir / "floor.log"
     await asyncio.to_thread(log_dir.mkdir, parents=True, exist_ok=True)
@@ -149,7 +151,7 @@ async def floor_server(database: str, log_dir: Path) -> AsyncIterator[str]:
                 if process.returncode is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"the floor did not start; see {log_dir / 'floor.log'}")
                 await asyncio.sleep(0.2)
-        yield url
+        yield url, process.pid
     finally:
         if process.returncode is None:
             process.terminate()

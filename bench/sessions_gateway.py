@@ -10,7 +10,10 @@ before the clock starts.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+import httpx
 
 from bench import sessions_sync
 from bench.harness import Bench
@@ -26,23 +29,37 @@ async def seed_participants(bench: Bench, count: int) -> list[str]:
 
         async def one() -> str:
             async with limit:
-                referred = await referrer.post("/v1/referrals", json=referral_body(bench.programme))
-                if referred.status_code != 201:
+                body = referral_body(bench.programme)
+                referred = await _retrying(lambda: referrer.post("/v1/referrals", json=body))
+                if referred.status_code not in (200, 201):
                     raise RuntimeError(f"seed referral: {referred.status_code} {referred.text}")
+                bench.referrals_sent += 1
                 # Casework waits for the acceptance event if it has not arrived (§8).
-                attached = await provider.post(
-                    "/v1/participants",
-                    json={
-                        "referral_id": referred.json()["id"],
-                        "attached_on": "2024-02-20",
-                        "key_worker": "kw-bench",
-                    },
-                )
+                attach = {
+                    "referral_id": referred.json()["id"],
+                    "attached_on": "2024-02-20",
+                    "key_worker": "kw-bench",
+                }
+                attached = await _retrying(lambda: provider.post("/v1/participants", json=attach))
                 if attached.status_code not in (200, 201):
-                    raise RuntimeError(f"seed attach: {attached.status_code} {attached.text}")
+                    raise RuntimeError(
+                        f"seed attach of a referral answered {referred.json()['status']!r}: "
+                        f"{attached.status_code} {attached.text}"
+                    )
                 return str(attached.json()["id"])
 
         return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+async def _retrying(call: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
+    """Retry a 5xx as a partner would (both calls are idempotent, contract §2-3): on a
+    machine shared with test runs PostgreSQL's connection slots can run out for a moment."""
+    for attempt in range(4):
+        response = await call()
+        if response.status_code < 500:
+            return response
+        await asyncio.sleep(0.5 * 2**attempt)
+    return response
 
 
 async def sync_run(
