@@ -1,12 +1,16 @@
 """Inbox consumer: every event handled exactly once, failures retried, poison set aside.
 
-Messages are taken in small batches. Each batch is one database transaction: the
-batch's ``event_id``s go into the inbox in one statement, and every handler's writes
-are made in the same transaction. If a handler raises, that transaction is rolled
-back and each message of the batch is handled again in a transaction of its own, so
-only the failing one is retried (failures are rare; the common path pays for no
-savepoints). Messages are acknowledged only after their transaction commits; a crash
-between commit and ack redelivers them, and the inbox recognises them as handled.
+Messages are taken in batches of whatever has arrived (up to ``batch_size``). Each
+batch is one database transaction: the batch's ``event_id``s go into the inbox in one
+statement, and every handler's writes are made in the same transaction. A subscription
+may give a *batch handler*, which takes a run of consecutive events at once so it can
+apply them with a fixed number of statements (set-based) instead of a few per event;
+subscriptions that share one batch handler share its runs. If any handler raises, that
+transaction is rolled back and each message of the batch is handled again in a
+transaction of its own, so only the failing one is retried (failures are rare; the
+common path pays for no savepoints). Messages are acknowledged only after their
+transaction commits, a batch with one ``multiple`` ack per channel; a crash between
+commit and ack redelivers them, and the inbox recognises them as handled.
 
 A failed event is republished to a holding queue whose TTL returns it to the
 service's queue after a delay (``retry_delays_ms``); after the last delay it goes to
@@ -24,8 +28,7 @@ from datetime import UTC, datetime
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
-from sqlalchemy import Table
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.broker import Broker, QueueNames
@@ -38,6 +41,8 @@ from shared.observability import Metrics
 log = get_logger(__name__)
 
 Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
+# Applies consecutive events, in the order given, as if one at a time.
+BatchHandler = Callable[[AsyncSession, list[Envelope]], Awaitable[None]]
 
 ATTEMPTS_HEADER = "x-pathways-attempts"
 ERROR_HEADER = "x-pathways-error"
@@ -47,24 +52,31 @@ ROUTING_KEY_HEADER = "x-pathways-routing-key"
 
 @dataclass(frozen=True)
 class Subscription:
-    """Handle events of ``event_type`` (which is also the routing key)."""
+    """Handle events of ``event_type`` (which is also the routing key), one at a time
+    with ``handler`` or in runs with ``batch_handler`` (give one of the two)."""
 
     event_type: str
-    handler: Handler
+    handler: Handler | None = None
     versions: frozenset[int] = field(default_factory=lambda: frozenset({1}))
+    batch_handler: BatchHandler | None = None
+
+    def __post_init__(self) -> None:
+        if (self.handler is None) == (self.batch_handler is None):
+            raise ValueError(f"{self.event_type}: give a handler or a batch_handler")
 
 
 @dataclass
 class _Work:
     message: AbstractIncomingMessage
     envelope: Envelope
-    handler: Handler
+    subscription: Subscription
 
 
 class _HandlerFailed(Exception):
-    """A handler raised: says which event, so a batch's failure can be attributed."""
+    """A handler raised: says which event (``work``), when it can, so a batch's failure
+    can be attributed; a batch handler's failure names none."""
 
-    def __init__(self, work: _Work, cause: Exception) -> None:
+    def __init__(self, work: _Work | None, cause: Exception) -> None:
         super().__init__(type(cause).__name__)
         self.work = work
         self.cause = cause
@@ -94,7 +106,8 @@ class EventConsumer:
         subscriptions: list[Subscription],
         metrics: Metrics,
         retry_delays_ms: list[int],
-        batch_size: int = 50,
+        batch_size: int = 200,
+        linger_seconds: float = 0.0,
     ) -> None:
         self.names = QueueNames(service)
         self.broker = broker
@@ -104,10 +117,19 @@ class EventConsumer:
         self.metrics = metrics
         self.retry_delays_ms = list(retry_delays_ms)
         self.batch_size = batch_size
+        self.linger_seconds = linger_seconds
         self._buffer: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        # One statement of fixed text for any batch size, so it is prepared once.
+        table = f'"{inbox.schema}".{inbox.name}' if inbox.schema else inbox.name
+        self._record_in_inbox = text(
+            f"INSERT INTO {table} (event_id, event_type) "
+            "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[])) "
+            "ON CONFLICT DO NOTHING RETURNING event_id"
+        )
         self.ready = asyncio.Event()
 
     async def run(self) -> None:
+        # A second batch's worth in flight, so the next batch is here when one commits.
         consume_channel = await self.broker.channel(confirms=False, prefetch=self.batch_size * 2)
         self._publish_channel = await self.broker.channel(confirms=True)
         queue = await self.broker.declare_service_queues(
@@ -120,11 +142,19 @@ class EventConsumer:
         try:
             while True:
                 batch = [await self._buffer.get()]
-                while len(batch) < self.batch_size and not self._buffer.empty():
-                    batch.append(self._buffer.get_nowait())
+                self._take_waiting(batch)
+                if len(batch) < self.batch_size and self.linger_seconds:
+                    # More are likely on their way: a moment's wait turns many small
+                    # transactions into one (set-based handlers cost per batch).
+                    await asyncio.sleep(self.linger_seconds)
+                    self._take_waiting(batch)
                 await self._process(batch)
         finally:
             depth_task.cancel()
+
+    def _take_waiting(self, batch: list[AbstractIncomingMessage]) -> None:
+        while len(batch) < self.batch_size and not self._buffer.empty():
+            batch.append(self._buffer.get_nowait())
 
     async def _process(self, batch: list[AbstractIncomingMessage]) -> None:
         outcomes: list[_Outcome] = []
@@ -156,7 +186,7 @@ class EventConsumer:
                     _Outcome(runnable[0].message, runnable[0].envelope.type, exc, poison)
                 )
                 runnable = []
-            elif isinstance(failure, _HandlerFailed):
+            elif isinstance(failure, _HandlerFailed) and failure.work is not None:
                 # That was the failing event's attempt: it goes to its retry queue (or the
                 # dead-letter queue) as it would have alone, counted once.
                 failed = failure.work
@@ -182,8 +212,7 @@ class EventConsumer:
                         alone = alone.cause
                     poison = isinstance(alone, ValidationError)
                     outcomes.append(_Outcome(work.message, work.envelope.type, alone, poison))
-        for outcome in outcomes:
-            await self._settle(outcome)
+        await self._settle_all(outcomes)
 
     def _read(self, message: AbstractIncomingMessage) -> _Work | _Outcome:
         """Parse a message, or say why it can never be handled here."""
@@ -196,7 +225,7 @@ class EventConsumer:
         if subscription is None or envelope.version not in subscription.versions:
             error = UnknownEvent(f"{envelope.type} v{envelope.version} is not handled here")
             return _Outcome(message, envelope.type, error, poison=True)
-        return _Work(message, envelope, subscription.handler)
+        return _Work(message, envelope, subscription)
 
     async def _handle_together(self, batch: list[_Work]) -> list[_Outcome]:
         """Handle events in one transaction: inbox rows and effects commit together.
@@ -206,15 +235,16 @@ class EventConsumer:
         if not batch:
             return []
         outcomes: list[_Outcome] = []
+        fresh: list[_Work] = []
         async with self.session_factory() as session, session.begin():
-            rows = [{"event_id": w.envelope.event_id, "event_type": w.envelope.type} for w in batch]
             first_seen = set(
                 (
                     await session.execute(
-                        pg_insert(self.inbox)
-                        .values(rows)
-                        .on_conflict_do_nothing()
-                        .returning(self.inbox.c.event_id)
+                        self._record_in_inbox,
+                        {
+                            "ids": [w.envelope.event_id for w in batch],
+                            "types": [w.envelope.type for w in batch],
+                        },
                     )
                 ).scalars()
             )
@@ -224,20 +254,37 @@ class EventConsumer:
                     outcomes.append(_Outcome(work.message, envelope.type, duplicate=True))
                     continue
                 first_seen.discard(envelope.event_id)  # a second copy in this batch is a duplicate
-                with bind_context(event_id=str(envelope.event_id), event_type=envelope.type):
-                    try:
-                        await work.handler(session, envelope)
-                    except Exception as exc:
-                        raise _HandlerFailed(work, exc) from exc
+                fresh.append(work)
                 outcomes.append(_Outcome(work.message, envelope.type))
+            for run in _runs(fresh):
+                await _apply_run(session, run)
         return outcomes
 
-    async def _settle(self, outcome: _Outcome) -> None:
-        message = outcome.message
-        if outcome.error is None:
+    async def _settle_all(self, outcomes: list[_Outcome]) -> None:
+        """Handled events are acknowledged together: one ``multiple`` ack per channel
+        for its highest delivery tag (every earlier delivery on it is settled by then:
+        batches are settled in order). The rest are settled one by one."""
+        handled = [o for o in outcomes if o.error is None]
+        for outcome in handled:
             self.metrics.events_consumed.labels(
                 outcome.event_type, "duplicate" if outcome.duplicate else "handled"
             ).inc()
+        if len(handled) == len(outcomes):
+            last: dict[int, AbstractIncomingMessage] = {}
+            for outcome in handled:
+                message = outcome.message
+                known = last.get(id(message.channel))
+                if known is None or message.delivery_tag > known.delivery_tag:  # type: ignore[operator]
+                    last[id(message.channel)] = message
+            for message in last.values():
+                await _ack(message, multiple=True)
+            return
+        for outcome in outcomes:
+            await self._settle(outcome)
+
+    async def _settle(self, outcome: _Outcome) -> None:
+        message = outcome.message
+        if outcome.error is None:  # counted by _settle_all
             await _ack(message)
             return
         self.metrics.events_failed.labels(outcome.event_type).inc()
@@ -304,7 +351,39 @@ class EventConsumer:
             await asyncio.sleep(5)
 
 
-async def _ack(message: AbstractIncomingMessage) -> None:
+def _runs(works: list[_Work]) -> list[list[_Work]]:
+    """Consecutive events with the same batch handler form one run; an event with a
+    one-at-a-time handler is a run of its own."""
+    runs: list[list[_Work]] = []
+    for work in works:
+        batch_handler = work.subscription.batch_handler
+        same = runs and runs[-1][0].subscription.batch_handler is batch_handler
+        if batch_handler is not None and same:
+            runs[-1].append(work)
+        else:
+            runs.append([work])
+    return runs
+
+
+async def _apply_run(session: AsyncSession, run: list[_Work]) -> None:
+    first = run[0]
+    batch_handler = first.subscription.batch_handler
+    if batch_handler is None:
+        envelope = first.envelope
+        assert first.subscription.handler is not None
+        with bind_context(event_id=str(envelope.event_id), event_type=envelope.type):
+            try:
+                await first.subscription.handler(session, envelope)
+            except Exception as exc:
+                raise _HandlerFailed(first, exc) from exc
+        return
+    try:
+        await batch_handler(session, [work.envelope for work in run])
+    except Exception as exc:
+        raise _HandlerFailed(first if len(run) == 1 else None, exc) from exc
+
+
+async def _ack(message: AbstractIncomingMessage, *, multiple: bool = False) -> None:
     # If the channel died the broker redelivers; the inbox makes that harmless.
     with contextlib.suppress(Exception):
-        await message.ack()
+        await message.ack(multiple=multiple)

@@ -7,7 +7,10 @@ committed rows to RabbitMQ with publisher confirms and marks them sent.
 Ordering: rows carry the id of the aggregate they describe and a partition derived
 from it. A relay only publishes a partition while it holds that partition's advisory
 lock, in id order, so several relay replicas can run at once and a referral's events
-still leave in the order they were written.
+still leave in the order they were written. One exception: a batch is published as a
+pipeline, so if the broker refuses one message, later ones in the batch may already
+be out; the refused one follows on the next attempt. Consumers already tolerate that
+(a retried event can always arrive after a later one; see docs/CONTRIBUTING.md).
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ import contextlib
 import uuid
 import zlib
 from datetime import datetime
+from typing import Any
 
 import aio_pika
 import asyncpg
+import orjson
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -115,6 +120,17 @@ class Outbox:
         await session.execute(insert(self.table), rows)
         return envelopes
 
+    def document(
+        self, items: list[tuple[EventPayload, uuid.UUID | str]], *, occurred_at: datetime
+    ) -> str:
+        """Events as the JSON array :func:`insert_document_sql` takes (for statements run on the
+        driver's connection, :func:`shared.db.driver_transaction`)."""
+        rows = [
+            self._row(new_envelope(p, producer=self.producer, occurred_at=occurred_at), agg)
+            for p, agg in items
+        ]
+        return orjson.dumps(rows).decode()
+
     @staticmethod
     def _row(envelope: Envelope, aggregate_id: uuid.UUID | str) -> dict:
         aggregate = str(aggregate_id)
@@ -125,6 +141,22 @@ class Outbox:
             "partition": partition_of(aggregate),
             "envelope": envelope.model_dump(mode="json"),
         }
+
+
+def insert_document_sql(table: Table, param: str, *, only_if: str | None = None) -> str:
+    """SQL inserting the events of an :meth:`Outbox.document` passed as ``param`` (``$n``),
+    in their order; with ``only_if`` (the name of a CTE of the same statement), only if
+    that CTE has a row, so the events commit with the state they describe or not at all.
+    """
+    guard = f"WHERE EXISTS (SELECT 1 FROM {only_if})" if only_if else ""
+    return f"""
+        INSERT INTO "{table.schema}".{table.name}
+            (event_id, event_type, aggregate_id, partition, envelope)
+        SELECT CAST(r->>'event_id' AS uuid), r->>'event_type', r->>'aggregate_id',
+               CAST(r->>'partition' AS smallint), r->'envelope'
+        FROM jsonb_array_elements(CAST({param} AS jsonb)) WITH ORDINALITY AS e(r, n)
+        {guard}
+        ORDER BY n"""
 
 
 class OutboxRelay:
@@ -216,7 +248,15 @@ class OutboxRelay:
                 await listener
 
     async def publish_batch(self, exchange: aio_pika.abc.AbstractExchange) -> int:
-        """Publish up to one batch; returns how many rows were published."""
+        """Publish up to one batch; returns how many rows were published.
+
+        The batch's messages are all sent before any confirm is awaited (one round trip
+        for the batch, not one per event). They still leave in id order: each publish
+        takes the channel's lock, FIFO, in the order the publishes were started. Rows
+        the broker did not confirm stay for the next attempt, and those it did confirm
+        are marked first, so a failure part-way never publishes them twice.
+        """
+        error: BaseException | None = None
         async with self.engine.begin() as conn:
             rows = (
                 await conn.execute(
@@ -225,35 +265,43 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
+            results = await asyncio.gather(
+                *(self._publish(exchange, row) for row in rows), return_exceptions=True
+            )
             published: list[int] = []
-            try:
-                for row in rows:
-                    envelope = Envelope.model_validate(row.envelope)
-                    with bind_context(event_id=str(envelope.event_id)):
-                        await exchange.publish(
-                            aio_pika.Message(
-                                body=envelope.to_bytes(),
-                                message_id=str(envelope.event_id),
-                                type=envelope.type,
-                                content_type="application/json",
-                                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                                timestamp=envelope.occurred_at,
-                            ),
-                            routing_key=envelope.type,
-                            mandatory=False,  # an event nobody consumes yet is not an error
-                            timeout=10,
+            for row, result in zip(rows, results, strict=True):
+                if isinstance(result, BaseException):
+                    if error is None:
+                        error = result
+                        await conn.execute(
+                            self._fail_sql, {"id": row.id, "error": type(result).__name__}
                         )
+                else:
                     published.append(row.id)
-                    self.metrics.events_published.labels(envelope.type).inc()
-            except Exception as exc:
-                # Keep what was confirmed; the rest stays for the next attempt, in order.
-                failed = rows[len(published)]
-                await conn.execute(self._fail_sql, {"id": failed.id, "error": type(exc).__name__})
-                if published:
-                    await conn.execute(self._mark_sql, {"ids": published})
-                raise
-            await conn.execute(self._mark_sql, {"ids": published})
-            return len(published)
+                    self.metrics.events_published.labels(row.event_type).inc()
+            if published:
+                await conn.execute(self._mark_sql, {"ids": published})
+        # Raised once what was confirmed is marked, so it is not published again.
+        if error is not None:
+            raise error
+        return len(published)
+
+    async def _publish(self, exchange: aio_pika.abc.AbstractExchange, row: Any) -> None:
+        envelope = row.envelope  # already the envelope's JSON form, as it was written
+        with bind_context(event_id=str(row.event_id)):
+            await exchange.publish(
+                aio_pika.Message(
+                    body=orjson.dumps(envelope),
+                    message_id=str(row.event_id),
+                    type=row.event_type,
+                    content_type="application/json",
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    timestamp=datetime.fromisoformat(envelope["occurred_at"]),
+                ),
+                routing_key=row.event_type,
+                mandatory=False,  # an event nobody consumes yet is not an error
+                timeout=10,
+            )
 
     async def _housekeeping(self) -> None:
         async with self.engine.begin() as conn:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -77,6 +78,7 @@ def build_service_app(parts: ServiceParts) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await _start(parts)
         app.state.runtime = runtime
+        _tune_garbage_collector()
         try:
             yield
         finally:
@@ -145,6 +147,8 @@ async def _start(parts: ServiceParts) -> ServiceRuntime:
             subscriptions=list(parts.subscriptions),
             metrics=metrics,
             retry_delays_ms=settings.platform.retry_delays_ms,
+            batch_size=settings.platform.consumer_batch_size,
+            linger_seconds=settings.platform.consumer_linger_seconds,
         )
         runtime.tasks.append(_supervised(runtime.consumer.run, f"{name}-consumer"))
     if parts.on_startup is not None:
@@ -166,6 +170,17 @@ async def _stop(parts: ServiceParts, runtime: ServiceRuntime) -> None:
     await runtime.broker.close()
     await runtime.engine.dispose()
     log.info("service stopped")
+
+
+def _tune_garbage_collector() -> None:
+    """Fewer, cheaper collections: what exists once the service has started (modules,
+    apps, caches) lives as long as the process, so it is frozen out of every later
+    collection, and the youngest generation is collected after 50,000 allocations,
+    not 700 (each request allocates thousands of short-lived objects; collecting them
+    every few requests cost several percent of a busy service's CPU)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 def _supervised(run: Callable[[], Awaitable[None]], name: str) -> asyncio.Task[None]:

@@ -40,6 +40,11 @@ class PlatformSettings(BaseSettings):
     # Delays before a failed event is handled again; after the last it is dead-lettered.
     retry_delays_ms: list[int] = Field(default_factory=lambda: [1000, 5000, 30000, 120000])
     outbox_poll_seconds: float = 0.25
+    # Events a consumer applies in one transaction at most, and how long it waits for
+    # more once one has come: under load, batches of hundreds cost little more than
+    # one event each; idle, an event waits this long at most.
+    consumer_batch_size: int = Field(default=200, ge=1, le=1000)
+    consumer_linger_seconds: float = Field(default=0.01, ge=0, le=1)
 
     @field_validator("queue_type")
     @classmethod

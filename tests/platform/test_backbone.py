@@ -259,7 +259,7 @@ async def test_a_consumer_that_dies_after_commit_before_ack_does_not_apply_twice
     toy.start_relay(toy.broker())
     committed = asyncio.Event()
 
-    async def crash_instead_of_ack(message) -> None:
+    async def crash_instead_of_ack(message, *, multiple: bool = False) -> None:
         committed.set()
         raise asyncio.CancelledError  # the process is gone before the ack is sent
 
