@@ -84,6 +84,54 @@ def status_supersedes(
     return current_at is None or incoming_at > current_at
 
 
+@dataclass(frozen=True)
+class ReferralNews:
+    """What one referrals event says about a referral (``person`` and ``circumstances``
+    only from ``referrals.referral.accepted``, which has no change time)."""
+
+    referral_id: uuid.UUID
+    programme: str
+    provider_id: uuid.UUID | None
+    source: str
+    referred_on: date
+    status: str
+    changed_at: datetime | None
+    person: Mapping[str, object] | None = None
+    circumstances: Mapping[str, object] | None = None
+
+
+@dataclass(frozen=True)
+class KnownReferral:
+    """What casework keeps of a referral from its news (the routing columns)."""
+
+    status: str
+    status_changed_at: datetime | None
+    provider_id: uuid.UUID | None
+    person: Mapping[str, object] | None = None
+    circumstances: Mapping[str, object] | None = None
+
+    @classmethod
+    def first(cls, news: ReferralNews) -> KnownReferral:
+        return cls(news.status, news.changed_at, news.provider_id, news.person, news.circumstances)
+
+
+def merge_news(known: KnownReferral, news: ReferralNews) -> KnownReferral:
+    """``known`` with one more event's news merged in; any order of arrival gives the
+    same end state (later stage, then later change time, wins; routed once)."""
+    status, changed_at = known.status, known.status_changed_at
+    if status_supersedes(status, changed_at, news.status, news.changed_at):
+        status = news.status
+        if news.changed_at is not None:
+            changed_at = news.changed_at
+    # A referral is routed once; a later event without a provider (rejected, or an
+    # older `received`) never unroutes it.
+    provider_id = known.provider_id if known.provider_id is not None else news.provider_id
+    person, circumstances = known.person, known.circumstances
+    if news.person is not None:
+        person, circumstances = news.person, news.circumstances
+    return KnownReferral(status, changed_at, provider_id, person, circumstances)
+
+
 def referral_decided(status: str | None, provider_id: uuid.UUID | None) -> bool:
     """Has casework heard enough about a referral to answer an attachment for it?"""
     return provider_id is not None or REFERRAL_STAGE.get(status or "received", 0) > 0

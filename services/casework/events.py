@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.casework.domain import ReferralNews
 from services.casework.store import referrals as referral_store
 from shared.consumer import Subscription
 from shared.events.casework import (
@@ -43,30 +44,24 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
-async def handle_referral_accepted(session: AsyncSession, envelope: Envelope) -> None:
+def _news(envelope: Envelope) -> ReferralNews:
     event = parse_payload(envelope)
-    assert isinstance(event, ReferralAccepted)
-    await referral_store.apply_referral_news(
-        session,
-        referral_id=event.referral_id,
-        programme=event.programme,
-        provider_id=event.provider_id,
-        source=event.source,
-        referred_on=event.referred_on,
-        status="accepted",
-        # The payload has no change time; the stage order alone places it (a later
-        # withdrawn/declined/attached always wins over it, whichever arrives first).
-        changed_at=None,
-        person=_without_nul(event.person.model_dump(mode="json")),
-        circumstances=_without_nul(event.circumstances.model_dump(mode="json")),
-    )
-
-
-async def handle_referral_status_changed(session: AsyncSession, envelope: Envelope) -> None:
-    event = parse_payload(envelope)
+    if isinstance(event, ReferralAccepted):
+        return ReferralNews(
+            referral_id=event.referral_id,
+            programme=event.programme,
+            provider_id=event.provider_id,
+            source=event.source,
+            referred_on=event.referred_on,
+            status="accepted",
+            # The payload has no change time; the stage order alone places it (a later
+            # withdrawn/declined/attached always wins over it, whichever arrives first).
+            changed_at=None,
+            person=_without_nul(event.person.model_dump(mode="json")),
+            circumstances=_without_nul(event.circumstances.model_dump(mode="json")),
+        )
     assert isinstance(event, ReferralStatusChanged)
-    await referral_store.apply_referral_news(
-        session,
+    return ReferralNews(
         referral_id=event.referral_id,
         programme=event.programme,
         provider_id=event.provider_id,
@@ -77,9 +72,15 @@ async def handle_referral_status_changed(session: AsyncSession, envelope: Envelo
     )
 
 
+async def handle_referral_news(session: AsyncSession, envelopes: list[Envelope]) -> None:
+    """Both referral events, in runs: merged set-based (a fixed handful of statements a
+    run, however long)."""
+    await referral_store.apply_referral_news(session, [_news(e) for e in envelopes])
+
+
 SUBSCRIPTIONS: list[Subscription] = [
-    Subscription(ReferralAccepted.event_type, handle_referral_accepted),
-    Subscription(ReferralStatusChanged.event_type, handle_referral_status_changed),
+    Subscription(ReferralAccepted.event_type, batch_handler=handle_referral_news),
+    Subscription(ReferralStatusChanged.event_type, batch_handler=handle_referral_news),
 ]
 
 

@@ -3,74 +3,120 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+import orjson
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.casework.domain import ReferralFacts, status_supersedes
-from services.casework.store.tables import referrals
+from services.casework.domain import KnownReferral, ReferralFacts, ReferralNews, merge_news
+from services.casework.store.tables import SCHEMA, referrals
+
+_COLUMNS = """referral_id uuid, programme text, provider_id uuid, source text, referred_on date,
+    status text, status_changed_at timestamptz, person jsonb, circumstances jsonb"""
+
+# Set-based: a whole batch of news is merged with a fixed number of statements. The rows
+# travel as one JSON document (jsonb_to_recordset), so each statement's text is fixed.
+_LOCK_KNOWN = text(f"""
+    SELECT referral_id, status, status_changed_at, provider_id FROM {SCHEMA}.referrals
+    WHERE referral_id = ANY(CAST(:ids AS uuid[]))
+    ORDER BY referral_id
+    FOR UPDATE
+""")
+_INSERT_NEW = text(f"""
+    INSERT INTO {SCHEMA}.referrals
+        (referral_id, programme, provider_id, source, referred_on, status,
+         status_changed_at, person, circumstances)
+    SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v({_COLUMNS})
+    ORDER BY referral_id
+    ON CONFLICT (referral_id) DO NOTHING
+    RETURNING referral_id
+""")
+_UPDATE_KNOWN = text(f"""
+    UPDATE {SCHEMA}.referrals AS r
+    SET status = v.status,
+        status_changed_at = v.status_changed_at,
+        provider_id = v.provider_id,
+        person = CASE WHEN v.person IS NULL THEN r.person ELSE v.person END,
+        circumstances = CASE WHEN v.person IS NULL THEN r.circumstances ELSE v.circumstances END,
+        updated_at = now()
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v({_COLUMNS})
+    WHERE r.referral_id = v.referral_id
+""")
 
 
-async def apply_referral_news(
-    session: AsyncSession,
-    *,
-    referral_id: uuid.UUID,
-    programme: str,
-    provider_id: uuid.UUID | None,
-    source: str,
-    referred_on: date,
-    status: str,
-    changed_at: datetime | None,
-    person: dict[str, Any] | None = None,
-    circumstances: dict[str, Any] | None = None,
-) -> None:
-    """Merge what one event says about a referral into what is known, in any order.
+async def apply_referral_news(session: AsyncSession, news: Sequence[ReferralNews]) -> None:
+    """Merge what a run of events says about referrals into what is known, in any order
+    of arrival (:func:`~services.casework.domain.merge_news`).
 
-    The row is locked while it is merged, so an attachment deciding on this referral
-    at the same moment sees either the state before this event or after it.
+    Known rows are locked while they are merged, so an attachment deciding on a referral
+    at the same moment sees either the state before these events or after them.
     """
-    await session.execute(
-        pg_insert(referrals)
-        .values(
-            referral_id=referral_id,
-            programme=programme,
-            provider_id=provider_id,
-            source=source,
-            referred_on=referred_on,
-            status=status,
-            status_changed_at=changed_at,
-            person=person,
-            circumstances=circumstances,
+    if not news:
+        return
+    by_referral: dict[uuid.UUID, list[ReferralNews]] = {}
+    for item in news:
+        by_referral.setdefault(item.referral_id, []).append(item)
+    known = await _lock_known(session, list(by_referral))
+    new = {rid: items for rid, items in by_referral.items() if rid not in known}
+    if new:
+        inserted = await session.execute(
+            _INSERT_NEW,
+            {
+                "rows": _rows(
+                    (items[0], _fold(KnownReferral.first(items[0]), items[1:]))
+                    for items in new.values()
+                )
+            },
         )
-        .on_conflict_do_nothing(index_elements=[referrals.c.referral_id])
-    )
-    row = (
-        await session.execute(
-            select(referrals.c.status, referrals.c.status_changed_at, referrals.c.provider_id)
-            .where(referrals.c.referral_id == referral_id)
-            .with_for_update()
-        )
-    ).one()
-    changes: dict[str, Any] = {}
-    if status_supersedes(row.status, row.status_changed_at, status, changed_at):
-        changes["status"] = status
-        if changed_at is not None:
-            changes["status_changed_at"] = changed_at
-    # A referral is routed once; a later event without a provider (rejected, or an
-    # older `received`) never unroutes it.
-    if provider_id is not None and row.provider_id is None:
-        changes["provider_id"] = provider_id
-    if person is not None:
-        changes["person"] = person
-        changes["circumstances"] = circumstances
-    if changes:
-        changes["updated_at"] = func.now()
-        await session.execute(
-            update(referrals).where(referrals.c.referral_id == referral_id).values(**changes)
-        )
+        raced = set(new) - set(inserted.scalars())
+        if raced:  # made by another consumer since we looked: merged like any known row
+            known |= await _lock_known(session, sorted(raced))
+    changed = []
+    for referral_id, was in known.items():
+        items = by_referral[referral_id]
+        now = _fold(was, items)
+        if now != was:
+            changed.append((items[0], now))
+    if changed:
+        await session.execute(_UPDATE_KNOWN, {"rows": _rows(changed)})
+
+
+def _fold(known: KnownReferral, news: Sequence[ReferralNews]) -> KnownReferral:
+    for item in news:
+        known = merge_news(known, item)
+    return known
+
+
+async def _lock_known(
+    session: AsyncSession, referral_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, KnownReferral]:
+    rows = await session.execute(_LOCK_KNOWN, {"ids": referral_ids})
+    return {
+        row.referral_id: KnownReferral(row.status, row.status_changed_at, row.provider_id)
+        for row in rows
+    }
+
+
+def _rows(merged: Iterable[tuple[ReferralNews, KnownReferral]]) -> str:
+    return orjson.dumps(
+        [
+            {
+                "referral_id": first.referral_id,
+                "programme": first.programme,
+                "provider_id": state.provider_id,
+                "source": first.source,
+                "referred_on": first.referred_on,
+                "status": state.status,
+                "status_changed_at": state.status_changed_at,
+                "person": state.person,
+                "circumstances": state.circumstances,
+            }
+            for first, state in merged
+        ],
+        default=str,  # asyncpg's own UUID type, read back by the lock query
+    ).decode()
 
 
 async def referral_facts(
