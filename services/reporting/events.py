@@ -35,4 +35,19 @@ async def handle(session: AsyncSession, envelope: Envelope) -> None:
         await projector.apply(session, envelope, payload)
 
 
-SUBSCRIPTIONS: list[Subscription] = [Subscription(p.event_type, handle) for p in CONSUMED]
+async def handle_referral_changes(session: AsyncSession, envelopes: list[Envelope]) -> None:
+    """Referral status events, in runs (they are most of the traffic): logged in one
+    statement and applied set-based."""
+    payloads = [parse_payload(e) for e in envelopes]
+    rebuilding = await projector.rebuild_in_progress(session, hold=True)
+    await projector.log_events(session, envelopes)
+    if not rebuilding:
+        await projector.apply_referral_changes(session, payloads)  # type: ignore[arg-type]
+
+
+SUBSCRIPTIONS: list[Subscription] = [
+    Subscription(p.event_type, batch_handler=handle_referral_changes)
+    if p is referrals.ReferralStatusChanged
+    else Subscription(p.event_type, handle)
+    for p in CONSUMED
+]

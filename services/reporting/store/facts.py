@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Insert, bindparam, case, func, text, tuple_
+from sqlalchemy import Insert, bindparam, case, func, select, text, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -266,6 +268,12 @@ def participant_facts(row: Any) -> ParticipantFacts:
 
 _READ_REFERRAL = referrals.select().where(referrals.c.referral_id == bindparam("id"))
 _LOCK_REFERRAL = _READ_REFERRAL.with_for_update()
+_READ_REFERRALS = (
+    referrals.select()
+    .where(referrals.c.referral_id == func.any(bindparam("ids", type_=ARRAY(UUID(as_uuid=True)))))
+    .order_by(referrals.c.referral_id)
+)
+_LOCK_REFERRALS = _READ_REFERRALS.with_for_update()
 
 
 async def load_referral(
@@ -274,6 +282,35 @@ async def load_referral(
     query = _LOCK_REFERRAL if lock else _READ_REFERRAL
     row = (await session.execute(query, {"id": referral_id})).mappings().first()
     return referral_facts(row) if row is not None else None
+
+
+async def load_referrals(
+    session: AsyncSession, referral_ids: Sequence[uuid.UUID], *, lock: bool = False
+) -> dict[uuid.UUID, ReferralFacts]:
+    """Several referrals at once (locked in id order, with ``lock``); absent ones are
+    left out."""
+    query = _LOCK_REFERRALS if lock else _READ_REFERRALS
+    rows = (await session.execute(query, {"ids": list(referral_ids)})).mappings()
+    return {row["referral_id"]: referral_facts(row) for row in rows}
+
+
+_WAITING_FOR_REFERRALS = (
+    select(participants.c.participant_id)
+    .where(
+        participants.c.referral_id == func.any(bindparam("ids", type_=ARRAY(UUID(as_uuid=True))))
+    )
+    .order_by(participants.c.participant_id)
+)
+
+
+async def participants_attached_from(
+    session: AsyncSession, referral_ids: Sequence[uuid.UUID]
+) -> list[uuid.UUID]:
+    """Participants already attached from any of these referrals, in id order."""
+    if not referral_ids:
+        return []
+    found = await session.execute(_WAITING_FOR_REFERRALS, {"ids": list(referral_ids)})
+    return list(found.scalars())
 
 
 def referral_facts(row: Any) -> ReferralFacts:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import Insert, bindparam, select, text
+from sqlalchemy import Insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,7 +35,6 @@ from services.reporting.store.tables import (
     barrier_means_daily,
     cohort_daily,
     event_log,
-    participants,
     performance_daily,
     rebuild_state,
 )
@@ -81,15 +80,22 @@ _REBUILDING = select(rebuild_state.c.in_progress).where(rebuild_state.c.id == 1)
 _REBUILDING_HELD = _REBUILDING.with_for_update(read=True)
 
 
-async def log_event(session: AsyncSession, envelope: Envelope) -> None:
-    row = {
+def _log_row(envelope: Envelope) -> dict:
+    return {
         "event_id": envelope.event_id,
         "event_type": envelope.type,
         "version": envelope.version,
         "occurred_at": envelope.occurred_at,
         "envelope": envelope.model_dump(mode="json"),
     }
-    await session.execute(_LOG_EVENT, [row])
+
+
+async def log_event(session: AsyncSession, envelope: Envelope) -> None:
+    await session.execute(_LOG_EVENT, [_log_row(envelope)])
+
+
+async def log_events(session: AsyncSession, envelopes: list[Envelope]) -> None:
+    await session.execute(_LOG_EVENT, [_log_row(e) for e in envelopes])
 
 
 async def rebuild_in_progress(session: AsyncSession, *, hold: bool) -> bool:
@@ -125,7 +131,7 @@ async def apply(session: AsyncSession, envelope: Envelope, payload: EventPayload
     if isinstance(payload, ProgrammeDefined):
         await session.execute(facts.INSERT_PROGRAMME, [rules.programme_row(payload)])
     elif isinstance(payload, ReferralStatusChanged):
-        await _apply_referral(session, payload)
+        await apply_referral_changes(session, [payload])
     elif isinstance(payload, ParticipantAttached):
         await _apply_attachment(session, payload)
     elif isinstance(payload, AssessmentRecorded):
@@ -157,35 +163,62 @@ async def apply(session: AsyncSession, envelope: Envelope, payload: EventPayload
 
 
 _ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
-_WAITING_FOR_REFERRAL = (
-    select(participants.c.participant_id)
-    .where(participants.c.referral_id == bindparam("referral_id"))
-    .order_by(participants.c.participant_id)
+
+
+_ADVISORY_LOCKS = text(
+    "SELECT pg_advisory_xact_lock(k) "
+    "FROM unnest(CAST(:keys AS bigint[])) WITH ORDINALITY AS l(k, n) ORDER BY n"
 )
 
 
+def _referral_lock_key(referral_id: uuid.UUID) -> int:
+    return int.from_bytes(referral_id.bytes[:8], "big", signed=True)
+
+
 async def _lock_referral(session: AsyncSession, referral_id: uuid.UUID) -> None:
-    key = int.from_bytes(referral_id.bytes[:8], "big", signed=True)
-    await session.execute(_ADVISORY_LOCK, {"key": key})
+    await session.execute(_ADVISORY_LOCK, {"key": _referral_lock_key(referral_id)})
 
 
-async def _apply_referral(session: AsyncSession, payload: ReferralStatusChanged) -> None:
-    await _lock_referral(session, payload.referral_id)
-    before = await facts.load_referral(session, payload.referral_id, lock=True)
-    await session.execute(facts.UPSERT_REFERRAL, [rules.referral_row(payload)])
-    after = await facts.load_referral(session, payload.referral_id)
-    change = delta(referral_contribution(before), referral_contribution(after))
-    if before is None:
-        # First news of this referral: a participant attached from it (event already
-        # here) now learns its local authority, benefit, gender, age band and source.
-        found = await session.execute(_WAITING_FOR_REFERRAL, {"referral_id": payload.referral_id})
-        waiting = found.scalars().all()
-        for participant_id in waiting:
-            was = await facts.load_participant(session, participant_id, lock=True)
-            await facts.refresh_referral_dimensions(session, participant_id=participant_id)
-            now = await facts.load_participant(session, participant_id)
-            change.add(delta(participant_contribution(was), participant_contribution(now)))
-    await add_to_rollups(session, change)
+async def apply_referral_changes(
+    session: AsyncSession, payloads: list[ReferralStatusChanged]
+) -> None:
+    """A run of referral status events, set-based: the same end state and rollups as
+    applying them one by one (the facts' merges converge in any order, and the deltas
+    of one referral's successive states add up to the delta from first to last), with
+    a fixed handful of statements however long the run."""
+    ids = sorted({p.referral_id for p in payloads})
+    # Sorted, as every handler of this service takes several: no deadlock among them.
+    keys = sorted({_referral_lock_key(i) for i in ids})
+    await session.execute(_ADVISORY_LOCKS, {"keys": keys})
+    before = await facts.load_referrals(session, ids, lock=True)
+    # One upsert cannot touch a row twice: the k-th event of each referral goes in the
+    # k-th statement (usually two: received, then the decision).
+    layers: list[list[dict]] = []
+    seen: dict[uuid.UUID, int] = {}
+    for payload in payloads:
+        k = seen.get(payload.referral_id, 0)
+        seen[payload.referral_id] = k + 1
+        if k == len(layers):
+            layers.append([])
+        layers[k].append(rules.referral_row(payload))
+    for layer in layers:
+        await session.execute(
+            facts.UPSERT_REFERRAL, sorted(layer, key=lambda row: row["referral_id"])
+        )
+    after = await facts.load_referrals(session, ids)
+    change = Contribution()
+    for referral_id in ids:
+        change.add(referral_contribution(after.get(referral_id)))
+        change.add(referral_contribution(before.get(referral_id)), -1)
+    # First news of a referral: a participant attached from it (event already here)
+    # now learns its local authority, benefit, gender, age band and source.
+    first_news = [i for i in ids if i not in before]
+    for participant_id in await facts.participants_attached_from(session, first_news):
+        was = await facts.load_participant(session, participant_id, lock=True)
+        await facts.refresh_referral_dimensions(session, participant_id=participant_id)
+        now = await facts.load_participant(session, participant_id)
+        change.add(delta(participant_contribution(was), participant_contribution(now)))
+    await add_to_rollups(session, change.without_zeros())
 
 
 async def _apply_attachment(session: AsyncSession, payload: ParticipantAttached) -> None:
