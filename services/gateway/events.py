@@ -7,7 +7,6 @@ that made it, the provider it is routed to, and the programme office.
 
 from __future__ import annotations
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.gateway import domain, store
@@ -19,32 +18,34 @@ from shared.logging import get_logger
 log = get_logger(__name__)
 
 
-async def handle_referral_status_changed(session: AsyncSession, envelope: Envelope) -> None:
+def _change(envelope: Envelope) -> store.StatusChange:
     event = parse_payload(envelope)
     assert isinstance(event, ReferralStatusChanged)
-    body = domain.webhook_body(
-        event_id=envelope.event_id,
-        occurred_at=event.changed_at.isoformat(),
-        referral_id=event.referral_id,
-        external_ref=event.external_ref,
-        status=event.status,
-    )
-    # Idempotent twice over: the inbox drops a redelivered event, and each
-    # (subscription, event) pair can be queued once only.
-    queued = await store.queue_deliveries(
-        session,
+    return store.StatusChange(
         event_id=envelope.event_id,
         event_type=domain.REFERRAL_STATUS_CHANGED,
         referral_id=event.referral_id,
         occurred_at=event.changed_at,
-        payload_json=orjson.dumps(body).decode(),
+        payload=domain.webhook_body(
+            event_id=envelope.event_id,
+            occurred_at=event.changed_at.isoformat(),
+            referral_id=event.referral_id,
+            external_ref=event.external_ref,
+            status=event.status,
+        ),
         referrer_id=event.referrer_id,
         provider_id=event.provider_id,
     )
+
+
+async def handle_referral_status_changes(session: AsyncSession, envelopes: list[Envelope]) -> None:
+    # Idempotent twice over: the inbox drops a redelivered event, and each
+    # (subscription, event) pair can be queued once only.
+    queued = await store.queue_deliveries(session, [_change(e) for e in envelopes])
     if queued:
-        log.info("webhook deliveries queued", referral_id=str(event.referral_id), count=queued)
+        log.info("webhook deliveries queued", events=len(envelopes), count=queued)
 
 
 SUBSCRIPTIONS: list[Subscription] = [
-    Subscription(ReferralStatusChanged.event_type, handle_referral_status_changed),
+    Subscription(ReferralStatusChanged.event_type, batch_handler=handle_referral_status_changes),
 ]

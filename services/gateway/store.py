@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
@@ -506,55 +508,57 @@ async def list_deliveries(
     return (await session.execute(query)).all()
 
 
-# Fan one status change out to every live subscription of every partner that can see
-# the referral: the partner that made it, the provider it is routed to, and the
-# programme office; never to a partner whose every key is revoked or expired. One
-# statement, whatever the number of subscribers.
+# Fan status changes out to every live subscription of every partner that can see the
+# referral: the partner that made it, the provider it is routed to, and the programme
+# office; never to a partner whose every key is revoked or expired. One statement for a
+# whole batch of changes, whatever the number of subscribers (the changes travel as one
+# JSON document, so the statement's text is fixed).
 _FAN_OUT_SQL = text(f"""
     INSERT INTO {SCHEMA}.webhook_deliveries
         (subscription_id, event_id, event_type, referral_id, occurred_at, payload,
          status, next_attempt_at)
-    SELECT s.id, CAST(:event_id AS uuid), CAST(:event_type AS text),
-           CAST(:referral_id AS uuid), CAST(:occurred_at AS timestamptz),
-           CAST(CAST(:payload AS text) AS jsonb), '{PENDING}', now()
-    FROM {SCHEMA}.webhook_subscriptions s
+    SELECT s.id, e.event_id, e.event_type, e.referral_id, e.occurred_at, e.payload,
+           '{PENDING}', now()
+    FROM jsonb_to_recordset(CAST(:changes AS jsonb)) AS e(
+        event_id uuid, event_type text, referral_id uuid, occurred_at timestamptz,
+        payload jsonb, referrer_id uuid, provider_id uuid)
+    JOIN {SCHEMA}.webhook_subscriptions s
+      ON s.deleted_at IS NULL AND e.event_type = ANY (s.events)
     JOIN {SCHEMA}.partners p ON p.id = s.partner_id
-    WHERE s.deleted_at IS NULL
-      AND CAST(:event_type AS text) = ANY (s.events)
+    WHERE (s.partner_id = e.referrer_id
+           OR s.partner_id = e.provider_id
+           OR p.kind = '{PartnerKind.PROGRAMME_OFFICE.value}')
       -- A partner locked out (every key revoked or expired) hears nothing more.
       AND EXISTS (
           SELECT 1 FROM {SCHEMA}.api_keys k
           WHERE k.partner_id = s.partner_id AND k.revoked_at IS NULL
             AND (k.expires_at IS NULL OR k.expires_at > now())
       )
-      AND (s.partner_id = CAST(:referrer_id AS uuid)
-           OR s.partner_id = CAST(:provider_id AS uuid)
-           OR p.kind = '{PartnerKind.PROGRAMME_OFFICE.value}')
+    ORDER BY s.id, e.occurred_at, e.event_id
     ON CONFLICT (subscription_id, event_id) DO NOTHING
 """)
 
 
-async def queue_deliveries(
-    session: AsyncSession,
-    *,
-    event_id: uuid.UUID,
-    event_type: str,
-    referral_id: uuid.UUID,
-    occurred_at: datetime,
-    payload_json: str,
-    referrer_id: uuid.UUID,
-    provider_id: uuid.UUID | None,
-) -> int:
+@dataclass(frozen=True)
+class StatusChange:
+    """One referral status change, to be delivered to whoever may see it."""
+
+    event_id: uuid.UUID
+    event_type: str
+    referral_id: uuid.UUID
+    occurred_at: datetime
+    payload: dict[str, str]
+    referrer_id: uuid.UUID
+    provider_id: uuid.UUID | None
+
+
+async def queue_deliveries(session: AsyncSession, changes: Sequence[StatusChange]) -> int:
+    """Queue a delivery of each change to each subscription that should hear of it;
+    returns how many were queued (each (subscription, event) pair is queued once)."""
+    if not changes:
+        return 0
     result = await session.execute(
         _FAN_OUT_SQL,
-        {
-            "event_id": event_id,
-            "event_type": event_type,
-            "referral_id": referral_id,
-            "occurred_at": occurred_at,
-            "payload": payload_json,
-            "referrer_id": referrer_id,
-            "provider_id": provider_id,
-        },
+        {"changes": orjson.dumps(list(changes)).decode()},  # orjson writes dataclasses
     )
     return result.rowcount or 0
