@@ -22,12 +22,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.referrals import store
 from services.referrals.domain import (
     ATTACHABLE_STATUSES,
     UNKNOWN_PROGRAMME,
+    Eligibility,
     HistoryEntry,
     Outcome,
     PersonKeys,
@@ -47,6 +48,7 @@ from services.referrals.domain import (
 )
 from services.referrals.store import ReferralRecord
 from shared.consistency import wait_for
+from shared.db import driver_transaction
 from shared.errors import Problem, conflict
 from shared.events.casework import ParticipantAttached
 from shared.events.envelope import EventPayload
@@ -211,8 +213,17 @@ class Submitted:
     created: bool  # False: a retry, answered with the referral already stored
 
 
+class _AlreadyUsed(Exception):
+    """The referral's external_ref, or its Idempotency-Key, was taken meanwhile."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
 async def submit(
     session: AsyncSession,
+    engine: AsyncEngine,
     outbox: Outbox,
     cache: ProgrammeCache,
     *,
@@ -225,8 +236,9 @@ async def submit(
 ) -> Submitted:
     """Store a new referral and decide it, or recognise a retry (contract §2).
 
-    The happy path is a fixed handful of statements: person locks, the match lookup,
-    one insert of the referral, one insert of its events (and the key, if given).
+    The happy path is four round trips on the driver's connection: ``BEGIN`` with the
+    person's locks, the match lookup, one statement inserting the referral with its
+    events (and key), ``COMMIT``. Retries and waits use ``session``.
     """
     now = now or utcnow()
     today = today_uk(now)
@@ -258,74 +270,93 @@ async def submit(
         if existing is not None:
             return replay(existing, "external_ref")
         rules = await _wait_for_programme(session, cache, code, programme_wait_seconds)
-    if rules is None:
-        # Serialise with the programme.defined handler: either it has committed the
-        # definition (we see it now) or it will see this referral waiting.
-        await store.lock(session, [programme_lock_id(code)])
-        rules = await store.load_programme(session, code)
-        if rules is not None:
-            cache.put(rules)
+    await session.rollback()  # what it read is done with: its connection goes back now
 
     referral_id = uuid.uuid4()
     referred_on = submission.referred_on or today
     keys = submission.keys()
     person = submission.person
-    outcome: Outcome | None = None
-    if rules is not None:
-        outcome = await _decide(
-            session,
+
+    def assessed(rules: ProgrammeRules) -> Eligibility:
+        return assess(
             rules,
-            referral_id=referral_id,
-            keys=keys,
             benefit=submission.circumstances.benefit,
             date_of_birth=person.date_of_birth,
             referred_on=referred_on,
             local_authority=person.local_authority,
-            received_at=now,
         )
-    status = outcome.status if outcome is not None else Status.RECEIVED
-    referral = await store.insert_referral(
-        session,
-        {
-            "id": referral_id,
-            "referrer_id": referrer_id,
-            "source": source,
-            "external_ref": submission.external_ref,
-            "programme": code,
-            "referred_on": referred_on,
-            "referred_on_defaulted": submission.referred_on is None,
-            "status": status.value,
-            "provider_id": outcome.provider_id if outcome else None,
-            "reasons": list(outcome.reasons) if outcome else [],
-            "duplicate_of": outcome.duplicate_of if outcome else None,
-            "history": [e.as_json() for e in history_for(status, now)],
-            "person": as_json(person),
-            "circumstances": as_json(submission.circumstances),
-            "consent": as_json(submission.consent),
-            "notes": submission.notes,
-            "nino": keys.nino,
-            "family_key": keys.family_key,
-            "date_of_birth": keys.date_of_birth,
-            "postcode_key": keys.postcode_key,
-            "fingerprint": fingerprint,
-            "received_at": now,
-            "updated_at": now,
-        },
-    )
-    if referral is None:
-        # This partner already used the external_ref (perhaps a moment ago, concurrently).
-        await session.rollback()
-        existing = await store.get_by_external_ref(session, referrer_id, submission.external_ref)
-        return replay(existing, "external_ref")
-    if idempotency_key is not None and not await store.remember_idempotency_key(
-        session, partner_id=referrer_id, key=idempotency_key, referral_id=referral_id
-    ):
-        # A concurrent request with the same key won; ours is undone entirely.
-        await session.rollback()
-        existing = await store.get_by_idempotency_key(session, referrer_id, idempotency_key)
-        return replay(existing, "Idempotency-Key")
-    await _publish(session, outbox, referral.id, _events_for_new(referral, now))
-    await session.commit()
+
+    eligibility = assessed(rules) if rules is not None else None
+    if rules is None:
+        # Serialise with the programme.defined handler: either it has committed the
+        # definition (we see it below) or it will see this referral waiting.
+        locks = [programme_lock_id(code)]
+    else:
+        locks = keys.lock_ids() if eligibility and eligibility.eligible else []
+    try:
+        async with driver_transaction(engine, first=store.lock_statements(locks)) as driver:
+            if rules is None and (rules := await store.load_programme_on(driver, code)):
+                cache.put(rules)
+                eligibility = assessed(rules)
+                if eligibility.eligible:
+                    await driver.execute(";".join(store.lock_statements(keys.lock_ids())))
+            outcome: Outcome | None = None
+            if eligibility is not None:
+                duplicate_of = None
+                if eligibility.eligible:
+                    duplicate_of = await store.find_live_match_on(
+                        driver, keys, exclude_id=referral_id, received_at=now
+                    )
+                outcome = outcome_of(eligibility, duplicate_of)
+            status = outcome.status if outcome is not None else Status.RECEIVED
+            values = {
+                "id": referral_id,
+                "referrer_id": referrer_id,
+                "source": source,
+                "external_ref": submission.external_ref,
+                "programme": code,
+                "referred_on": referred_on,
+                "referred_on_defaulted": submission.referred_on is None,
+                "status": status.value,
+                "provider_id": outcome.provider_id if outcome else None,
+                "reasons": list(outcome.reasons) if outcome else [],
+                "duplicate_of": outcome.duplicate_of if outcome else None,
+                "history": [e.as_json() for e in history_for(status, now)],
+                "person": as_json(person),
+                "circumstances": as_json(submission.circumstances),
+                "consent": as_json(submission.consent),
+                "notes": submission.notes,
+                "nino": keys.nino,
+                "family_key": keys.family_key,
+                "date_of_birth": keys.date_of_birth,
+                "postcode_key": keys.postcode_key,
+                "fingerprint": fingerprint,
+                "received_at": now,
+                "updated_at": now,
+            }
+            referral = store.new_record(values)
+            # aggregate_id = the referral: the relay keeps one referral's events in order.
+            events = outbox.document(
+                [(event, referral_id) for event in _events_for_new(referral, now)],
+                occurred_at=now,
+            )
+            inserted = await store.insert_new_referral(
+                driver, values, events=events, idempotency_key=idempotency_key
+            )
+            # Either undoes the whole transaction: nothing is half-applied.
+            if not inserted.stored:  # this partner used the external_ref a moment ago
+                raise _AlreadyUsed("external_ref")
+            if idempotency_key is not None and not inserted.key_kept:
+                raise _AlreadyUsed("Idempotency-Key")  # a concurrent request with it won
+    except _AlreadyUsed as used:
+        if used.what == "external_ref":
+            existing = await store.get_by_external_ref(
+                session, referrer_id, submission.external_ref
+            )
+        else:
+            assert idempotency_key is not None
+            existing = await store.get_by_idempotency_key(session, referrer_id, idempotency_key)
+        return replay(existing, used.what)
     log.info(
         "referral received",
         referral_id=str(referral.id),

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+import asyncpg
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -21,8 +23,8 @@ from services.referrals.domain import (
     Status,
     StoredRequest,
 )
-from shared.db import service_metadata
-from shared.outbox import inbox_table, outbox_table
+from shared.db import DriverSQL, service_metadata
+from shared.outbox import inbox_table, insert_document_sql, outbox_table
 
 SCHEMA = "referrals"
 metadata = service_metadata(SCHEMA)
@@ -184,18 +186,26 @@ class ReferralRecord:
 
 def _rules(row: Any) -> ProgrammeRules:
     return ProgrammeRules.from_definition(
-        code=row.code,
-        eligible_benefits=row.eligible_benefits,
-        min_age=row.min_age,
-        max_age=row.max_age,
+        code=row["code"],
+        eligible_benefits=row["eligible_benefits"],
+        min_age=row["min_age"],
+        max_age=row["max_age"],
         providers=[
-            (uuid.UUID(p["partner_id"]), p["local_authorities"]) for p in row.providers or []
+            (uuid.UUID(p["partner_id"]), p["local_authorities"]) for p in row["providers"] or []
         ],
     )
 
 
+_PROGRAMME = DriverSQL("SELECT * FROM referrals.programmes WHERE code = :code")
+
+
 async def load_programme(session: AsyncSession, code: str) -> ProgrammeRules | None:
-    row = (await session.execute(sa.select(programmes).where(programmes.c.code == code))).first()
+    row = (await session.execute(_PROGRAMME.text, {"code": code})).mappings().first()
+    return _rules(row) if row is not None else None
+
+
+async def load_programme_on(driver: asyncpg.Connection, code: str) -> ProgrammeRules | None:
+    row = await driver.fetchrow(_PROGRAMME.sql, code)
     return _rules(row) if row is not None else None
 
 
@@ -224,41 +234,42 @@ async def lock(session: AsyncSession, lock_ids: Sequence[int]) -> None:
 
 # --- the duplicate rule --------------------------------------------------------------------
 
-
-def _match_query(*, with_nino: bool) -> sa.Select[tuple[uuid.UUID]]:
-    r = referrals.c
-    same_name = sa.and_(
-        r.family_key == sa.bindparam("family_key", type_=sa.Text),
-        r.date_of_birth == sa.bindparam("date_of_birth", type_=sa.Date),
-        r.postcode_key == sa.bindparam("postcode_key", type_=sa.Text),
-    )
-    if with_nino:
-        # Same NINO when both have one; otherwise the name rule.
-        same_person = sa.or_(
-            r.nino == sa.bindparam("nino", type_=sa.Text), sa.and_(r.nino.is_(None), same_name)
-        )
-    else:
-        same_person = same_name
-    me = sa.bindparam("exclude_id", type_=UUID(as_uuid=True))
-    received_at = sa.bindparam("received_at", type_=sa.DateTime(timezone=True))
-    stands = sa.or_(
-        r.status.in_([Status.ACCEPTED.value, Status.ATTACHED.value]),
-        sa.and_(
-            r.status == Status.RECEIVED.value,
-            sa.tuple_(r.received_at, r.id) < sa.tuple_(received_at, me),
-        ),
-    )
-    return (
-        sa.select(r.id)
-        .where(r.programme == sa.bindparam("programme", type_=sa.Text), r.id != me)
-        .where(same_person, stands)
-        .order_by(r.received_at, r.id)
-        .limit(1)
-    )
+# The same person: same NINO when both have one; otherwise the name rule. Accepted and
+# attached referrals always stand; a `received` one only if it came in first.
+_MATCH = """
+    SELECT id FROM referrals.referrals
+    WHERE programme = :programme AND id <> :exclude_id
+      AND ({same_person})
+      AND (status IN ('accepted', 'attached')
+           OR (status = 'received'
+               AND (received_at, id) < (CAST(:received_at AS timestamptz), :exclude_id)))
+    ORDER BY received_at, id
+    LIMIT 1
+"""
+_SAME_NAME = (
+    "family_key = :family_key AND date_of_birth = :date_of_birth AND postcode_key = :postcode_key"
+)
+_MATCH_BY_NINO_OR_NAME = DriverSQL(
+    _MATCH.format(same_person=f"nino = :nino OR (nino IS NULL AND {_SAME_NAME})")
+)
+_MATCH_BY_NAME = DriverSQL(_MATCH.format(same_person=_SAME_NAME))
 
 
-_MATCH_BY_NINO_OR_NAME = _match_query(with_nino=True)
-_MATCH_BY_NAME = _match_query(with_nino=False)
+def _match(
+    keys: PersonKeys, exclude_id: uuid.UUID, received_at: datetime
+) -> tuple[DriverSQL, dict[str, Any]]:
+    params: dict[str, Any] = {
+        "programme": keys.programme,
+        "family_key": keys.family_key,
+        "date_of_birth": keys.date_of_birth,
+        "postcode_key": keys.postcode_key,
+        "exclude_id": exclude_id,
+        "received_at": received_at,
+    }
+    if keys.nino:
+        params["nino"] = keys.nino
+        return _MATCH_BY_NINO_OR_NAME, params
+    return _MATCH_BY_NAME, params
 
 
 async def find_live_match(
@@ -275,51 +286,83 @@ async def find_live_match(
     arrives, waiting referrals are decided oldest first and the oldest one wins.
     Callers hold the person's advisory locks, so no match can commit meanwhile.
     """
-    params: dict[str, Any] = {
-        "programme": keys.programme,
-        "family_key": keys.family_key,
-        "date_of_birth": keys.date_of_birth,
-        "postcode_key": keys.postcode_key,
-        "exclude_id": exclude_id,
-        "received_at": received_at,
-    }
-    if keys.nino:
-        query = _MATCH_BY_NINO_OR_NAME
-        params["nino"] = keys.nino
-    else:
-        query = _MATCH_BY_NAME
-    return (await session.execute(query, params)).scalar()
+    query, params = _match(keys, exclude_id, received_at)
+    return (await session.execute(query.text, params)).scalar()
+
+
+async def find_live_match_on(
+    driver: asyncpg.Connection,
+    keys: PersonKeys,
+    *,
+    exclude_id: uuid.UUID,
+    received_at: datetime,
+) -> uuid.UUID | None:
+    """:func:`find_live_match` on a driver connection (intake's hot path)."""
+    query, params = _match(keys, exclude_id, received_at)
+    return await driver.fetchval(query.sql, *query.args(params))
+
+
+def lock_statements(lock_ids: Sequence[int]) -> list[str]:
+    """Statements taking transaction advisory locks on integer keys, one each so they
+    are taken in the order given (callers sort); they have no parameters, so they can
+    go with the ``BEGIN`` (:func:`shared.db.driver_transaction`)."""
+    return [f"SELECT pg_advisory_xact_lock({int(k)})" for k in lock_ids]
 
 
 # --- writing referrals ---------------------------------------------------------------------
 
+_NEW_COLUMNS = [c.name for c in referrals.c if c.name not in ("participant_id", "attached_on")]
+_JSON_COLUMNS = frozenset(c.name for c in referrals.c if isinstance(c.type, JSONB))
+# One statement, one round trip: the referral, its events (only if the referral was
+# stored) and the Idempotency-Key (only if given and the referral was stored).
+_INSERT_NEW = f"""
+    WITH referral AS (
+        INSERT INTO referrals.referrals ({", ".join(_NEW_COLUMNS)})
+        VALUES ({", ".join(f"${n}" for n in range(1, len(_NEW_COLUMNS) + 1))})
+        ON CONFLICT (referrer_id, external_ref) DO NOTHING
+        RETURNING id
+    ),
+    events AS ({insert_document_sql(outbox, f"${len(_NEW_COLUMNS) + 1}", only_if="referral")}),
+    idempotency AS (
+        INSERT INTO referrals.idempotency_keys (partner_id, key, referral_id)
+        SELECT $2, CAST(${len(_NEW_COLUMNS) + 2} AS text), id FROM referral
+        WHERE CAST(${len(_NEW_COLUMNS) + 2} AS text) IS NOT NULL
+        ON CONFLICT DO NOTHING
+        RETURNING key
+    )
+    SELECT EXISTS (SELECT 1 FROM referral) AS stored,
+           EXISTS (SELECT 1 FROM idempotency) AS key_kept
+"""
+assert _NEW_COLUMNS[1] == "referrer_id"  # $2 above
 
-_INSERT_REFERRAL = (
-    pg_insert(referrals)
-    .on_conflict_do_nothing(index_elements=[referrals.c.referrer_id, referrals.c.external_ref])
-    .returning(*referrals.c)
-)
+
+@dataclass(frozen=True)
+class Inserted:
+    stored: bool  # False: this partner already used the external_ref
+    key_kept: bool  # False: no key given, or a concurrent request took it
 
 
-async def insert_referral(session: AsyncSession, values: dict[str, Any]) -> ReferralRecord | None:
-    """Insert a new referral; ``None`` if this partner already used the external_ref."""
-    row = (await session.execute(_INSERT_REFERRAL, values)).first()
-    return ReferralRecord.from_row(row) if row is not None else None
+async def insert_new_referral(
+    driver: asyncpg.Connection,
+    values: dict[str, Any],
+    *,
+    events: str,
+    idempotency_key: str | None,
+) -> Inserted:
+    """Insert a new referral with its events (an outbox document) and key."""
+    args = [
+        orjson.dumps(values[c]).decode() if c in _JSON_COLUMNS else values[c] for c in _NEW_COLUMNS
+    ]
+    row = await driver.fetchrow(_INSERT_NEW, *args, events, idempotency_key)
+    return Inserted(stored=row["stored"], key_kept=row["key_kept"])
 
 
-async def remember_idempotency_key(
-    session: AsyncSession, *, partner_id: uuid.UUID, key: str, referral_id: uuid.UUID
-) -> bool:
-    """False if the key was taken meanwhile (a concurrent request with the same key)."""
-    row = (
-        await session.execute(
-            pg_insert(idempotency_keys)
-            .values(partner_id=partner_id, key=key, referral_id=referral_id)
-            .on_conflict_do_nothing()
-            .returning(idempotency_keys.c.key)
-        )
-    ).first()
-    return row is not None
+def new_record(values: dict[str, Any]) -> ReferralRecord:
+    """The record of a referral just inserted with ``values``, as reading it back
+    would give."""
+    fields = {c: values[c] for c in _NEW_COLUMNS}
+    fields["status"] = Status(fields["status"])
+    return ReferralRecord(**fields, participant_id=None, attached_on=None)
 
 
 async def change_status(
