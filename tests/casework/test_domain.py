@@ -17,14 +17,17 @@ from services.casework.domain import (
     AttachmentOutcome,
     ExistingParticipant,
     InvalidItem,
+    KnownReferral,
     ParticipantScope,
     ReferralFacts,
+    ReferralNews,
     SessionRecord,
     days_without_contact,
     decide_attachment,
     end_conflict,
     exit_conflict,
     lacks_contact,
+    merge_news,
     plan_session_sync,
     referral_decided,
     severe_barriers,
@@ -71,6 +74,48 @@ def test_any_delivery_order_ends_on_the_last_status(order: list[str]) -> None:
         if status_supersedes(status, at, incoming, times[incoming]):
             status, at = incoming, times[incoming]
     assert status == "withdrawn"
+
+
+def _news(status: str, at: datetime | None, provider: uuid.UUID | None, **extra) -> ReferralNews:
+    return ReferralNews(
+        REFERRAL_ID, "working-well", provider, "jcp", date(2024, 2, 3), status, at, **extra
+    )
+
+
+REFERRAL_ID = uuid.uuid4()
+PERSON = {"given_name": "Ann", "family_name": "Example"}
+# One referral's events as the referrals service sends them: `received` before routing,
+# the accepted event (person, no change time) and its status change, then later news.
+HISTORY = [
+    _news("received", T0, None),
+    _news("accepted", None, PROVIDER, person=PERSON, circumstances={"housing": "stable"}),
+    _news("accepted", T0 + timedelta(minutes=1), PROVIDER),
+    _news("attached", T0 + timedelta(days=3), PROVIDER),
+    _news("withdrawn", T0 + timedelta(days=9), None),
+]
+
+
+def _fold(news: list[ReferralNews]) -> KnownReferral:
+    known = KnownReferral.first(news[0])
+    for item in news[1:]:
+        known = merge_news(known, item)
+    return known
+
+
+@given(st.permutations(HISTORY), st.lists(st.sampled_from(HISTORY), max_size=4))
+def test_merged_news_ends_the_same_whatever_the_order_and_redeliveries(
+    order: list[ReferralNews], redelivered: list[ReferralNews]
+) -> None:
+    # What a batch handler relies on: folding a run gives what one-at-a-time gives.
+    assert _fold(order + redelivered) == KnownReferral(
+        "withdrawn", T0 + timedelta(days=9), PROVIDER, PERSON, {"housing": "stable"}
+    )
+
+
+def test_news_without_a_provider_never_unroutes_a_referral() -> None:
+    known = _fold([HISTORY[2], _news("declined", T0 + timedelta(days=2), None)])
+    assert (known.status, known.provider_id) == ("declined", PROVIDER)
+    assert known.person is None  # only the accepted event carries the person
 
 
 def test_stages_cover_every_referral_status_of_the_contract() -> None:

@@ -55,6 +55,7 @@ class Toy:
     failures: dict[uuid.UUID, int] = field(default_factory=dict)
     tasks: list[asyncio.Task] = field(default_factory=list)
     handled_calls: int = 0
+    runs: list[int] = field(default_factory=list)  # lengths of the runs a batch handler got
 
     @property
     def queues(self) -> QueueNames:
@@ -64,6 +65,13 @@ class Toy:
         return Broker(
             url or self.sandbox.config.amqp_url, exchange="pathways.events", name=self.name
         )
+
+    async def write_many(self, events: list[ToyHappened]) -> None:
+        """Several events committed together, so they reach a consumer as a burst."""
+        async with create_session_factory(self.engine)() as session:
+            for event in events:
+                await self.outbox.add(session, event, aggregate_id=event.aggregate)
+            await session.commit()
 
     async def write(self, aggregate: str, seq: int, *, commit: bool = True, **extra) -> Envelope:
         async with create_session_factory(self.engine)() as session:
@@ -92,6 +100,22 @@ class Toy:
             )
         )
 
+    async def handle_run(self, session: AsyncSession, envelopes: list[Envelope]) -> None:
+        """A set-based batch handler: one statement for the run, and the whole run
+        fails if one of its events cannot be applied."""
+        self.runs.append(len(envelopes))
+        events = [parse_payload(e) for e in envelopes]
+        if any(isinstance(e, ToyHappened) and e.poison for e in events):
+            raise RuntimeError("this event can never be applied")
+        await session.execute(
+            insert(self.applied),
+            [
+                {"event_id": envelope.event_id, "aggregate": event.aggregate, "seq": event.seq}
+                for envelope, event in zip(envelopes, events, strict=True)
+                if isinstance(event, ToyHappened)
+            ],
+        )
+
     def start_relay(self, broker: Broker, metrics: Metrics | None = None) -> OutboxRelay:
         relay = OutboxRelay(
             engine=self.engine,
@@ -110,15 +134,24 @@ class Toy:
         broker: Broker,
         metrics: Metrics | None = None,
         handler: Callable[[AsyncSession, Envelope], Awaitable[None]] | None = None,
+        *,
+        batched: bool = False,
+        linger_seconds: float = 0.0,
     ) -> EventConsumer:
+        subscription = (
+            Subscription(ToyHappened.event_type, batch_handler=self.handle_run)
+            if batched
+            else Subscription(ToyHappened.event_type, handler or self.handle)
+        )
         consumer = EventConsumer(
             service=self.name,
             broker=broker,
             session_factory=create_session_factory(self.engine),
             inbox=self.inbox,
-            subscriptions=[Subscription(ToyHappened.event_type, handler or self.handle)],
+            subscriptions=[subscription],
             metrics=metrics or Metrics(self.name),
             retry_delays_ms=RETRY_DELAYS_MS,
+            linger_seconds=linger_seconds,
         )
         self.tasks.append(asyncio.create_task(broker.run()))
         self.tasks.append(asyncio.create_task(consumer.run()))
@@ -205,6 +238,97 @@ async def test_events_are_relayed_and_each_handled_once(toy: Toy) -> None:
     rows = await toy.wait_applied(10)
     assert rows == [("agg-1", seq) for seq in range(10)]
     assert await toy.unpublished() == 0
+
+
+async def _burst_for_a_batch_consumer(toy: Toy, events: list[ToyHappened]) -> Metrics:
+    """Queue a burst before the consumer starts, so it arrives as one delivery."""
+    declaring = toy.broker()
+    await toy.start_consumer(declaring, batched=True)  # declares the queue
+    await toy.stop()
+    await declaring.close()  # its consumer must not take the burst
+    toy.start_relay(toy.broker())
+    await toy.write_many(events)
+    for _ in range(100):
+        if await toy.unpublished() == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert await toy.unpublished() == 0
+    metrics = Metrics(toy.name)
+    await toy.start_consumer(toy.broker(), metrics, batched=True, linger_seconds=0.2)
+    return metrics
+
+
+async def test_a_batch_handler_gets_a_burst_as_runs_and_applies_each_event_once(
+    toy: Toy,
+) -> None:
+    events = [ToyHappened(aggregate=f"agg-{n % 3}", seq=n) for n in range(60)]
+    metrics = await _burst_for_a_batch_consumer(toy, events)
+    rows = await toy.wait_applied(60)
+    assert sorted(rows) == sorted((e.aggregate, e.seq) for e in events)
+    assert sum(toy.runs) == 60
+    assert max(toy.runs) > 1  # set-based: the burst did not go one event at a time
+    handled = metrics.events_consumed.labels(ToyHappened.event_type, "handled")._value.get()
+    assert handled == 60
+
+
+async def test_a_run_that_fails_falls_back_to_one_event_at_a_time(toy: Toy) -> None:
+    events = [ToyHappened(aggregate="agg", seq=n, poison=n == 7) for n in range(20)]
+    metrics = await _burst_for_a_batch_consumer(toy, events)
+    rows = await toy.wait_applied(19)
+    # Every good event is applied once; only the poisoned one is retried, then parked.
+    assert sorted(rows) == [("agg", n) for n in range(20) if n != 7]
+    dead = await _dead_letters(toy, 1, timeout=15)
+    assert [parse_payload(Envelope.from_bytes(m.body)).seq for m in dead] == [7]
+    assert metrics.events_dead_lettered.labels(ToyHappened.event_type)._value.get() == 1
+    assert toy.runs.count(1) >= 20  # the fallback handed each event over on its own
+
+
+async def test_a_publish_refused_mid_batch_leaves_the_rest_published_once(toy: Toy) -> None:
+    """The relay sends a batch before awaiting confirms: when one is refused, those
+    confirmed are marked sent (never sent again) and the refused one follows later."""
+    consumer_metrics = Metrics(toy.name)
+    await toy.start_consumer(toy.broker(), consumer_metrics)
+    await toy.write_many([ToyHappened(aggregate=f"agg-{n}", seq=n) for n in range(10)])
+    relay_metrics = Metrics(toy.name)
+    relay = toy.start_relay(toy.broker(), relay_metrics)
+    real_publish = relay._publish
+    refused: list[int] = []
+
+    async def refuse_once(exchange, row) -> None:
+        if row.envelope["payload"]["seq"] == 3 and not refused:
+            refused.append(row.id)
+            raise aio_pika.exceptions.DeliveryError(None, None)
+        await real_publish(exchange, row)
+
+    relay._publish = refuse_once  # type: ignore[method-assign]
+    rows = await toy.wait_applied(10)
+    assert sorted(rows) == [(f"agg-{n}", n) for n in range(10)]
+    assert len(refused) == 1
+    async with toy.engine.connect() as conn:
+        attempts, last_error = (
+            await conn.execute(
+                select(toy.outbox.table.c.attempts, toy.outbox.table.c.last_error).where(
+                    toy.outbox.table.c.id == refused[0]
+                )
+            )
+        ).one()
+    assert (attempts, last_error) == (1, "DeliveryError")
+    published = relay_metrics.events_published.labels(ToyHappened.event_type)._value.get()
+    assert published == 10  # nine in the first batch, the refused one after; none twice
+    duplicates = consumer_metrics.events_consumed.labels(ToyHappened.event_type, "duplicate")
+    assert duplicates._value.get() == 0
+    assert await toy.unpublished() == 0
+
+
+def test_a_subscription_names_exactly_one_kind_of_handler() -> None:
+    async def one(session: AsyncSession, envelope: Envelope) -> None: ...
+
+    async def run(session: AsyncSession, envelopes: list[Envelope]) -> None: ...
+
+    with pytest.raises(ValueError, match="give a handler or a batch_handler"):
+        Subscription(ToyHappened.event_type)
+    with pytest.raises(ValueError, match="give a handler or a batch_handler"):
+        Subscription(ToyHappened.event_type, one, batch_handler=run)
 
 
 async def test_an_event_written_while_the_broker_is_unreachable_is_delivered_when_it_returns(
