@@ -40,7 +40,7 @@ import httpx
 
 from bench.common import machine, percentile
 from pathways.bootstrap import SERVICES
-from tests.support.builders import referral_body
+from tests.support.builders import employment_body, job_start_claim_body, referral_body
 from tests.support.gateway import Gateway, Partner
 from tests.support.platform import RunningPlatform, start_platform
 
@@ -124,13 +124,7 @@ class Load:
             "POST",
             f"/v1/participants/{participant_id}/employment",
             (201,),
-            json={
-                "employer": "Acme",
-                "started_on": "2024-05-01",
-                "hours_per_week": 20,
-                "weekly_earnings_pence": 24000,
-                "self_employed": False,
-            },
+            json=employment_body(),
         )
         self.participants.append(participant_id)
         if job is not None:
@@ -174,13 +168,7 @@ class Load:
             "POST",
             "/v1/outcome-claims",
             (201,),
-            json={
-                "participant_id": participant_id,
-                "type": "job_start",
-                "achieved_on": "2024-05-01",
-                "employment_id": episode_id,
-                "evidence": [{"kind": "payslip", "reference": "PS-1", "dated": "2024-05-31"}],
-            },
+            json=job_start_claim_body(participant_id, episode_id),
         )
         if response is not None and response.json()["status"] == "rejected":
             self.errors.append(f"claim rejected: {response.json()['reasons']}")

@@ -46,29 +46,24 @@ def _without_nul(value: Any) -> Any:
 
 def _news(envelope: Envelope) -> ReferralNews:
     event = parse_payload(envelope)
-    if isinstance(event, ReferralAccepted):
-        return ReferralNews(
-            referral_id=event.referral_id,
-            programme=event.programme,
-            provider_id=event.provider_id,
-            source=event.source,
-            referred_on=event.referred_on,
-            status="accepted",
-            # The payload has no change time; the stage order alone places it (a later
-            # withdrawn/declined/attached always wins over it, whichever arrives first).
-            changed_at=None,
-            person=_without_nul(event.person.model_dump(mode="json")),
-            circumstances=_without_nul(event.circumstances.model_dump(mode="json")),
-        )
-    assert isinstance(event, ReferralStatusChanged)
+    assert isinstance(event, ReferralAccepted | ReferralStatusChanged)
+    routing = {
+        "referral_id": event.referral_id,
+        "programme": event.programme,
+        "provider_id": event.provider_id,
+        "source": event.source,
+        "referred_on": event.referred_on,
+    }
+    if isinstance(event, ReferralStatusChanged):
+        return ReferralNews(**routing, status=event.status, changed_at=event.changed_at)
     return ReferralNews(
-        referral_id=event.referral_id,
-        programme=event.programme,
-        provider_id=event.provider_id,
-        source=event.source,
-        referred_on=event.referred_on,
-        status=event.status,
-        changed_at=event.changed_at,
+        **routing,
+        status="accepted",
+        # The payload has no change time; the stage order alone places it (a later
+        # withdrawn/declined/attached always wins over it, whichever arrives first).
+        changed_at=None,
+        person=_without_nul(event.person.model_dump(mode="json")),
+        circumstances=_without_nul(event.circumstances.model_dump(mode="json")),
     )
 
 

@@ -13,7 +13,12 @@ import pytest_asyncio
 from pathways.sandbox import Sandbox
 from shared.events.gateway import ProgrammeDefined
 from tests.support.apps import InProcessApps, RunningApp
-from tests.support.builders import programme_body, referral_body
+from tests.support.builders import (
+    employment_body,
+    job_start_claim_body,
+    programme_body,
+    referral_body,
+)
 from tests.support.events import eventually, publish
 
 
@@ -72,26 +77,16 @@ async def test_a_job_start_claimed_as_soon_as_the_job_is_recorded(
         participant_id = attached.json()["id"]
         job = await provider.post(
             f"/v1/participants/{participant_id}/employment",
-            json={
-                "employer": "Wigan Warehousing",
-                "started_on": "2024-05-01",
-                "hours_per_week": 30,
-                "weekly_earnings_pence": 36000,
-                "self_employed": False,
-            },
+            json=employment_body(
+                employer="Wigan Warehousing", hours_per_week=30, weekly_earnings_pence=36000
+            ),
         )
         assert job.status_code == 201, job.text
 
         # No waiting for the events: the claim goes in at once.
         claim = await claimant.post(
             "/v1/outcome-claims",
-            json={
-                "participant_id": participant_id,
-                "type": "job_start",
-                "achieved_on": "2024-05-01",
-                "employment_id": job.json()["id"],
-                "evidence": [{"kind": "payslip", "reference": "PS-1", "dated": "2024-05-31"}],
-            },
+            json=job_start_claim_body(participant_id, job.json()["id"]),
         )
         assert claim.status_code == 201, claim.text
 

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from tests.reliability.conftest import Programme
-from tests.support.builders import referral_body
+from tests.support.builders import employment_body, job_start_claim_body, referral_body
 from tests.support.events import eventually
 
 SETTLED = {"accepted", "rejected", "duplicate"}
@@ -57,13 +57,7 @@ async def attach_and_employ(client: httpx.AsyncClient, referral_id: str) -> tupl
     participant_id = await eventually(attached, timeout=60, interval=0.3)
     job = await client.post(
         f"/v1/participants/{participant_id}/employment",
-        json={
-            "employer": "Acme",
-            "started_on": "2024-05-01",
-            "hours_per_week": 20,
-            "weekly_earnings_pence": 24000,
-            "self_employed": False,
-        },
+        json=employment_body(),
     )
     assert job.status_code == 201, job.text
     return participant_id, job.json()["id"]
@@ -72,13 +66,7 @@ async def attach_and_employ(client: httpx.AsyncClient, referral_id: str) -> tupl
 async def claim_job_start(client: httpx.AsyncClient, participant_id: str, episode_id: str) -> str:
     response = await client.post(
         "/v1/outcome-claims",
-        json={
-            "participant_id": participant_id,
-            "type": "job_start",
-            "achieved_on": "2024-05-01",
-            "employment_id": episode_id,
-            "evidence": [{"kind": "payslip", "reference": "PS-1", "dated": "2024-05-31"}],
-        },
+        json=job_start_claim_body(participant_id, episode_id),
     )
     assert response.status_code == 201, response.text
     return response.json()["id"]

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.builders import referral_body, unique
+from tests.support.builders import employment_body, job_start_claim_body, referral_body, unique
 from tests.support.events import eventually
 from tests.support.gateway import Gateway, Partner
 
@@ -129,13 +129,7 @@ async def build_tenant(
         tenant.episode = await _ok(
             await prov.post(
                 f"/v1/participants/{pid}/employment",
-                json={
-                    "employer": unique("Employer"),
-                    "started_on": "2024-05-01",
-                    "hours_per_week": 20,
-                    "weekly_earnings_pence": 24000,
-                    "self_employed": False,
-                },
+                json=employment_body(employer=unique("Employer")),
             ),
             201,
         )
@@ -143,13 +137,7 @@ async def build_tenant(
         async def claimed() -> dict[str, Any]:
             response = await prov.post(
                 "/v1/outcome-claims",
-                json={
-                    "participant_id": pid,
-                    "type": "job_start",
-                    "achieved_on": "2024-05-01",
-                    "employment_id": tenant.episode["id"],
-                    "evidence": [{"kind": "payslip", "reference": "PS-1", "dated": "2024-05-31"}],
-                },
+                json=job_start_claim_body(pid, tenant.episode["id"]),
             )
             assert response.status_code == 201, response.text
             return response.json()

@@ -89,5 +89,31 @@ def programme_body(code: str, providers: list[dict[str, Any]], **overrides: Any)
     return body
 
 
+def employment_body(**overrides: Any) -> dict[str, Any]:
+    """A job of 20 hours a week (over the contract's 16-hour minimum) starting 1 May 2024."""
+    body: dict[str, Any] = {
+        "employer": "Acme",
+        "started_on": "2024-05-01",
+        "hours_per_week": 20,
+        "weekly_earnings_pence": 24000,
+        "self_employed": False,
+    }
+    body.update(overrides)
+    return body
+
+
+def job_start_claim_body(participant_id: str, employment_id: str, **overrides: Any) -> dict:
+    """A job start claim for :func:`employment_body`'s job, with a payslip as evidence."""
+    body: dict[str, Any] = {
+        "participant_id": participant_id,
+        "type": "job_start",
+        "achieved_on": "2024-05-01",
+        "employment_id": employment_id,
+        "evidence": [{"kind": "payslip", "reference": "PS-1", "dated": "2024-05-31"}],
+    }
+    body.update(overrides)
+    return body
+
+
 def today() -> date:
     return date.today()
