@@ -179,24 +179,24 @@ def _intake(data: dict, plan: dict, rows: list, sections: list) -> None:
 
 INTAKE_NOTE = (
     "Not one hot spot but the split itself. The floor spends well under a millisecond "
-    "of Python and about as much PostgreSQL per referral, in one process. Through the "
-    "platform the same referral crosses two HTTP servers (the gateway authenticates, "
-    "audits and forwards it with httpx), the referrals service runs FastAPI dependency "
-    "resolution, validates the body and the response with pydantic, and issues its "
-    "statements through SQLAlchemy Core (person locks, the duplicate lookup, the insert, "
-    "the outbox rows), the relay publishes the events, and casework and reporting take "
-    "them in (up to 50 events a transaction, but each event's handler issues its own "
-    "statements); PostgreSQL does the work of all of them. The "
-    "profiles above show where each process's own time goes: SQLAlchemy's statement "
-    "building and execution machinery is the largest single package in every service "
-    "(about half of casework's consumer), FastAPI and Starlette next in referrals. So "
-    "the 0.4 goal needs the platform within about 2.5 times the floor's CPU per "
-    "referral, and on this machine it costs several times more; closing that means fewer "
-    "hops and round trips per referral (set-based consumer handlers, fewer statements "
-    "per referral, less framework per request), not a local fix. The burst rate is also "
-    "not what the platform keeps up: during a burst casework's and reporting's consumers "
-    "fall behind (hundreds of events queued after a few seconds) and need the drain times "
-    "above to catch up; the 'intake sustained' row counts that time."
+    "of Python and less PostgreSQL per referral, in one process. Through the platform "
+    "the same referral crosses two HTTP servers (the gateway authenticates, authorizes, "
+    "rate-limits, audits and forwards it with httpx), the referrals service routes it "
+    "through FastAPI and Starlette (dependency resolution, exception middleware), "
+    "validates the body and the response with pydantic and checks eligibility, then "
+    "writes in one transaction of two round trips on the asyncpg driver (the duplicate "
+    "check, then one statement writing the referral, its outbox events and the "
+    "idempotency key); the relay publishes the events, casework and reporting apply "
+    "them set-based a batch at a time, and PostgreSQL does the work of all of them. The "
+    "CPU table above is the whole story: the 0.4 goal needs the platform within about "
+    "2.5 times the floor's CPU per referral, and it costs over ten times as much, most "
+    "of it the referrals and gateway processes' framework and the hop between them. "
+    "Closing that means taking a hop or a framework out of the path (the gateway "
+    "forwarding in-process, or the referral route served below FastAPI), a change of "
+    "architecture rather than a local fix. The burst rate is also more than the "
+    "platform keeps up: casework's and reporting's consumers fall a few seconds behind "
+    "during a burst and need the drain times above to catch up; the 'intake sustained' "
+    "row counts that time."
 )
 
 
@@ -320,13 +320,13 @@ def _lag(data: dict, plan: dict, rows: list, sections: list) -> None:
 
 LAG_NOTE = (
     "The probe-only run shows the pipeline itself (commit, NOTIFY, relay, broker, "
-    "reporting's consumer, the poll) takes tens of milliseconds. Under load the lag is "
-    "queueing: when half the burst rate is above the sustained rate (row 2), reporting's "
-    "and casework's consumers fall further behind for as long as the run lasts, and the "
-    "lag grows with the queue. What limits it is consumer throughput on the same two "
-    "cores as the intake: events are taken in batches of up to 50 a transaction, but each "
-    "event's handler runs its own SQLAlchemy statements (in reporting: log the event, "
-    "upsert the fact, add the rollup delta)."
+    "reporting's consumer, the poll) takes tens of milliseconds. Under load the rest is "
+    "queueing: the consumers take whatever has arrived as one batch (up to 200 events, "
+    "after a 10 ms linger) and apply referral status changes set-based, a fixed handful "
+    "of statements a batch, so at half the burst rate they keep up and a probe waits at "
+    "most for the batch ahead of it and one poll. What limits it is that the consumers "
+    "share the two cores with the intake: nearer the sustained rate (row 2) the queue, "
+    "and the lag with it, would grow for as long as the load lasts."
 )
 
 
@@ -365,8 +365,8 @@ SESSIONS_NOTE = (
     "abstract classes per item (`abc.__instancecheck__`) and per-item UUID handling, "
     "and one multi-row upsert goes to PostgreSQL; the "
     "gateway parses the ~300 KB body once more with orjson to charge the rate limit by "
-    "items. Straight to casework (bench/results/sessions_sync.md) the rate is at the "
-    "goal; through the gateway its share and the second hop come on top."
+    "items. The parts together now spend about a third of that budget, so the goal "
+    "holds with room; nearer the limit, casework's per-item validation would be next."
 )
 
 
