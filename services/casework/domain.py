@@ -132,6 +132,13 @@ def merge_news(known: KnownReferral, news: ReferralNews) -> KnownReferral:
     return KnownReferral(status, changed_at, provider_id, person, circumstances)
 
 
+def merge_all(known: KnownReferral, news: Sequence[ReferralNews]) -> KnownReferral:
+    """``known`` with a run of events' news merged in, one after another."""
+    for item in news:
+        known = merge_news(known, item)
+    return known
+
+
 def referral_decided(status: str | None, provider_id: uuid.UUID | None) -> bool:
     """Has casework heard enough about a referral to answer an attachment for it?"""
     return provider_id is not None or REFERRAL_STAGE.get(status or "received", 0) > 0

@@ -27,7 +27,7 @@ from services.casework.domain import (
     end_conflict,
     exit_conflict,
     lacks_contact,
-    merge_news,
+    merge_all,
     plan_session_sync,
     referral_decided,
     severe_barriers,
@@ -96,10 +96,7 @@ HISTORY = [
 
 
 def _fold(news: list[ReferralNews]) -> KnownReferral:
-    known = KnownReferral.first(news[0])
-    for item in news[1:]:
-        known = merge_news(known, item)
-    return known
+    return merge_all(KnownReferral.first(news[0]), news[1:])
 
 
 @given(st.permutations(HISTORY), st.lists(st.sampled_from(HISTORY), max_size=4))

@@ -10,7 +10,7 @@ import orjson
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.casework.domain import KnownReferral, ReferralFacts, ReferralNews, merge_news
+from services.casework.domain import KnownReferral, ReferralFacts, ReferralNews, merge_all
 from services.casework.store.tables import SCHEMA, referrals
 
 _COLUMNS = """referral_id uuid, programme text, provider_id uuid, source text, referred_on date,
@@ -65,7 +65,7 @@ async def apply_referral_news(session: AsyncSession, news: Sequence[ReferralNews
             _INSERT_NEW,
             {
                 "rows": _rows(
-                    (items[0], _fold(KnownReferral.first(items[0]), items[1:]))
+                    (items[0], merge_all(KnownReferral.first(items[0]), items[1:]))
                     for items in new.values()
                 )
             },
@@ -76,17 +76,11 @@ async def apply_referral_news(session: AsyncSession, news: Sequence[ReferralNews
     changed = []
     for referral_id, was in known.items():
         items = by_referral[referral_id]
-        now = _fold(was, items)
+        now = merge_all(was, items)
         if now != was:
             changed.append((items[0], now))
     if changed:
         await session.execute(_UPDATE_KNOWN, {"rows": _rows(changed)})
-
-
-def _fold(known: KnownReferral, news: Sequence[ReferralNews]) -> KnownReferral:
-    for item in news:
-        known = merge_news(known, item)
-    return known
 
 
 async def _lock_known(
