@@ -11,19 +11,12 @@ from sqlalchemy import func, select
 
 from services.casework.store.tables import employment_episodes
 from tests.casework.support import Casework, today
+from tests.support.builders import employment_body
 from tests.support.events import outbox_events
 
 
 def job(**overrides: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "employer": "Wigan Warehousing Ltd",
-        "started_on": "2024-05-01",
-        "hours_per_week": 20,
-        "weekly_earnings_pence": 24000,
-        "self_employed": False,
-    }
-    values.update(overrides)
-    return values
+    return employment_body(**{"employer": "Wigan Warehousing Ltd", **overrides})
 
 
 async def events_of(casework: Casework, event_type: str, participant_id: str) -> list[dict]:
