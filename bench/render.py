@@ -1,5 +1,11 @@
 """bench/RESULTS.md from the orchestrator's summary: figures first, then how each was
-measured and what limits it."""
+measured and what limits it.
+
+After changing the wording here, re-render the committed results without rerunning the
+benchmarks (a test checks RESULTS.md is what RESULTS.json renders)::
+
+    .venv/bin/python -m bench.render
+"""
 
 from __future__ import annotations
 
@@ -68,13 +74,15 @@ def render(summary: dict[str, Any]) -> str:
         "and every throughput below is low by that much."
     )
     w("")
+    # The machine the figures were measured on, not the one rendering them.
+    cores = int(summary["machine"].get("cores") or 1)
     rows, sections = [], []
     if "intake" in r:
-        _intake(r["intake"], plan, rows, sections)
+        _intake(r["intake"], plan, cores, rows, sections)
     if "lag" in r:
         _lag(r["lag"], plan, rows, sections)
     if "sessions" in r:
-        _sessions(r["sessions"], plan, rows, sections)
+        _sessions(r["sessions"], plan, cores, rows, sections)
     if "scale" in r:
         _scale(r["scale"], plan, rows, sections)
     if "rebuild" in r:
@@ -97,7 +105,7 @@ def render(summary: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _intake(data: dict, plan: dict, rows: list, sections: list) -> None:
+def _intake(data: dict, plan: dict, cores: int, rows: list, sections: list) -> None:
     floor = [x["per_second"] for x in data["floor"]]
     intake = [x["per_second"] for x in data["intake"]]
     ratio = median(intake) / median(floor) if floor and median(floor) else math.nan
@@ -159,9 +167,9 @@ def _intake(data: dict, plan: dict, rows: list, sections: list) -> None:
         "",
     ]
     if data.get("cpu"):
-        s += ["Intake:", "", *_cpu_table(data["cpu"], "referral", "referrals/s", 2)]
+        s += ["Intake:", "", *_cpu_table(data["cpu"], "referral", "referrals/s", 2, cores)]
     if data.get("floor_cpu"):
-        s += ["Floor:", "", *_cpu_table(data["floor_cpu"], "referral", "referrals/s", 2)]
+        s += ["Floor:", "", *_cpu_table(data["floor_cpu"], "referral", "referrals/s", 2, cores)]
     if data.get("cpu") and data.get("floor_cpu"):
         times = _cpu_total(data["cpu"]) / _cpu_total(data["floor_cpu"])
         s += [
@@ -172,6 +180,8 @@ def _intake(data: dict, plan: dict, rows: list, sections: list) -> None:
             "ratio above that.",
             "",
         ]
+    if data.get("cpu") and floor:
+        s += [_intake_path_ceiling(data["cpu"], median(floor), cores), ""]
     s += _profile(data.get("profile", {}), "intake")
     s += ["**What limits it.** " + INTAKE_NOTE]
     sections.append(s)
@@ -199,14 +209,45 @@ INTAKE_NOTE = (
     "floor does not do at all: the hop, the outbox, publishing, and two consumers' "
     "projections, all on the same two cores. Meeting 0.4 here needs either a floor "
     "that does the same work or a different architecture, which is the steering "
-    "group's call, not a local fix. "
+    "group's call, not a local fix. The ceiling paragraph above says how far the "
+    "second would go by moving the consumers and the data stores alone. "
     "The burst rate is also more than the platform keeps up: casework's and "
     "reporting's consumers fall a few seconds behind during a burst and need the drain "
     "times above to catch up; the 'intake sustained' row counts that time."
 )
 
 
-def _cpu_table(cpu: list[dict], unit: str, rate: str, digits: int) -> list[str]:
+def _intake_path_ceiling(cpu: list[dict], floor_per_second: float, cores: int) -> str:
+    """How far intake could go if nothing but the request path used these cores.
+
+    This bounds the "different architecture" answer (consumers, PostgreSQL and RabbitMQ
+    on other machines): the two processes every referral passes through would still
+    spend their own CPU here, and the referrals service is one process on one core.
+    """
+    gateway = median([c.get("gateway", 0.0) for c in cpu])
+    referrals = median([c.get("referrals", 0.0) for c in cpu])
+    path = gateway + referrals
+    both = cores * 1000 / path if path else math.nan
+    one = 1000 / referrals if referrals else math.nan
+    return (
+        f"Even with the consumers, PostgreSQL and RabbitMQ moved off this machine, the "
+        f"gateway's and the referrals service's own CPU ({_n(gateway, 2)} + "
+        f"{_n(referrals, 2)} ms a referral) would cap intake on {cores} cores near "
+        f"{_n(both)} referrals/s, {_n(both / floor_per_second, 2)} of the floor; and the "
+        f"referrals service, one process, can serve at most about {_n(one)}/s on its one "
+        f"core ({_n(one / floor_per_second, 2)} of the floor) unless it runs more workers. "
+        + (
+            f"That ceiling is above {INTAKE_GOAL}, so moving the rest away could meet the "
+            "goal (with more referrals workers where the one-process figure is below it)."
+            if both / floor_per_second >= INTAKE_GOAL
+            else f"So moving the rest away is not enough on its own to reach {INTAKE_GOAL}: "
+            "the gateway and the referrals service would also need more cores (and "
+            "referrals more workers) or much less CPU per request."
+        )
+    )
+
+
+def _cpu_table(cpu: list[dict], unit: str, rate: str, digits: int, cores: int) -> list[str]:
     """CPU per unit of work by part (median of the runs), and the ceiling it implies."""
     parts = [p for p in CPU_PARTS if any(p in c for c in cpu)]
     per_part = {p: median([c.get(p, 0.0) for c in cpu]) for p in parts}
@@ -219,8 +260,8 @@ def _cpu_table(cpu: list[dict], unit: str, rate: str, digits: int) -> list[str]:
         "|" + "---:|" * (len(parts) + 1),
         "| " + " | ".join(_n(per_part[p], digits) for p in parts) + f" | {_n(total, digits)} |",
         "",
-        f"Largest shares: {_shares(per_part, total)}. With {_cores()} cores that total "
-        f"alone caps the rate near {_n(_cores() * 1000 / total if total else math.nan)} "
+        f"Largest shares: {_shares(per_part, total)}. With {cores} cores that total "
+        f"alone caps the rate near {_n(cores * 1000 / total if total else math.nan)} "
         f"{rate}, before the load generator's own share and anything else running on the "
         "machine."
         + (
@@ -260,12 +301,6 @@ def _profile(summaries: dict[str, dict], what: str) -> list[str]:
             lines.append(f"  - {share:.0%} `{where}` ({calls:,} calls)")
     lines.append("")
     return lines
-
-
-def _cores() -> int:
-    import os
-
-    return os.cpu_count() or 1
 
 
 def _lag(data: dict, plan: dict, rows: list, sections: list) -> None:
@@ -336,7 +371,7 @@ LAG_NOTE = (
 )
 
 
-def _sessions(data: dict, plan: dict, rows: list, sections: list) -> None:
+def _sessions(data: dict, plan: dict, cores: int, rows: list, sections: list) -> None:
     rates = [x["per_second"] for x in data["runs"]]
     ok = median(rates) >= SESSIONS_GOAL
     rows.append(
@@ -356,7 +391,11 @@ def _sessions(data: dict, plan: dict, rows: list, sections: list) -> None:
             f"new sessions a run to `POST /v1/sessions/bulk` through the gateway with the "
             f"provider's API key, {plan['session_concurrency']} batches in flight.",
             "",
-            *(_cpu_table(data["cpu"], "batch of 1,000", "batches/s", 1) if data.get("cpu") else []),
+            *(
+                _cpu_table(data["cpu"], "batch of 1,000", "batches/s", 1, cores)
+                if data.get("cpu")
+                else []
+            ),
             *_profile(data.get("profile", {}), "sessions sync"),
             "**What limits it.** " + SESSIONS_NOTE,
         ]
@@ -485,3 +524,13 @@ REBUILD_NOTE = (
     "contribution; the PostgreSQL side is the batched fact upserts, deriving dates and "
     "groups, and writing the rollups, all in one transaction."
 )
+
+
+if __name__ == "__main__":
+    import json
+
+    from bench.common import REPO
+
+    results = REPO / "bench" / "RESULTS.md"
+    results.write_text(render(json.loads(results.with_suffix(".json").read_text())))
+    print(f"re-rendered {results} from {results.with_suffix('.json').name}")

@@ -1,0 +1,39 @@
+"""bench/RESULTS.md is rendered from the orchestrator's summary: what it derives."""
+
+from __future__ import annotations
+
+import json
+
+from bench.common import REPO
+from bench.render import _intake_path_ceiling, render
+
+
+def test_the_request_path_ceiling_is_derived_from_the_gateway_and_referrals_cpu() -> None:
+    runs = [
+        {"gateway": 1.0, "referrals": 2.0, "postgresql": 9.0},
+        {"gateway": 0.5, "referrals": 3.0, "postgresql": 9.0},
+        {"gateway": 1.5, "referrals": 1.0, "postgresql": 9.0},
+    ]
+    text = _intake_path_ceiling(runs, floor_per_second=2_000, cores=2)
+    # Medians 1.00 + 2.00 ms: 2 cores give 2000 / 3 = 667/s (0.33 of 2,000); one
+    # referrals process 1000 / 2 = 500/s (0.25). PostgreSQL's share does not count.
+    assert "(1.00 + 2.00 ms a referral)" in text
+    assert "on 2 cores near 667 referrals/s, 0.33 of the floor" in text
+    assert "at most about 500/s on its one core (0.25 of the floor)" in text
+    assert "is not enough on its own to reach 0.4" in text
+
+
+def test_the_ceiling_says_when_moving_the_rest_away_could_meet_the_goal() -> None:
+    runs = [{"gateway": 0.5, "referrals": 1.0}]
+    text = _intake_path_ceiling(runs, floor_per_second=2_000, cores=2)
+    # 2000 / 1.5 = 1,333/s, 0.67 of the floor: above the goal.
+    assert "near 1,333 referrals/s, 0.67 of the floor" in text
+    assert "That ceiling is above 0.4, so moving the rest away could meet the goal" in text
+    assert "not enough" not in text
+
+
+def test_the_committed_results_are_what_their_summary_renders() -> None:
+    summary = json.loads((REPO / "bench" / "RESULTS.json").read_text())
+    rendered = render(summary)
+    assert "referrals service, one process, can serve at most about" in rendered
+    assert (REPO / "bench" / "RESULTS.md").read_text().rstrip("\n") == rendered.rstrip("\n")
