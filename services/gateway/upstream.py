@@ -199,7 +199,8 @@ class _Connection(asyncio.Protocol):
         self.transport.write(data)
         if not self._writable.is_set():
             try:
-                await asyncio.wait_for(self._writable.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._writable.wait()
             except TimeoutError as exc:
                 raise UpstreamError("timeout", "the service stopped reading") from exc
         if self.closed:
@@ -240,7 +241,8 @@ class UpstreamResponse:
                 raise exchange.error
             exchange.progress.clear()
             try:
-                await asyncio.wait_for(exchange.progress.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await exchange.progress.wait()
             except TimeoutError as exc:
                 raise UpstreamError("timeout", "the service stopped sending") from exc
 
@@ -372,9 +374,13 @@ class UpstreamPool:
             waiter: asyncio.Future[_Connection | None] = loop.create_future()
             self._waiters.append(waiter)
             try:
-                handed = await asyncio.wait_for(waiter, max(0.0, deadline - loop.time()))
-            except TimeoutError as exc:
-                raise UpstreamError("unavailable", "no connection to the service free") from exc
+                async with asyncio.timeout_at(deadline):
+                    handed = await waiter
+            except BaseException as exc:
+                self._pass_on(waiter)
+                if isinstance(exc, TimeoutError):
+                    raise UpstreamError("unavailable", "no connection to the service free") from exc
+                raise
             finally:
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(waiter)
@@ -429,6 +435,17 @@ class UpstreamPool:
         connection.counted_out = True
         self._open -= 1
         self._wake_one(None)
+
+    def _pass_on(self, waiter: asyncio.Future[_Connection | None]) -> None:
+        """A caller gave up (timed out or cancelled) just as its turn came: hand what it
+        was given to the next, or the connection (or the slot to open one) is lost."""
+        if not waiter.done() or waiter.cancelled() or waiter.exception() is not None:
+            return
+        handed = waiter.result()
+        if handed is None:
+            self._wake_one(None)
+        else:
+            self._release(handed, reusable=True)
 
     def _wake_one(self, value: _Connection | None) -> None:
         while self._waiters:

@@ -178,10 +178,11 @@ class WebhookDispatcher:
                 # Sleep until a delivery finishes (the next in its referral's queue may
                 # be due) or the poll interval passes.
                 self.wake.clear()
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
+                # cancel that lands as a delivery finishes, and shutdown would hang.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self.wake.wait(), timeout=self.settings.webhook_poll_seconds
-                    )
+                    async with asyncio.timeout(self.settings.webhook_poll_seconds):
+                        await self.wake.wait()
         finally:
             await self._abandon_in_flight()
             await self.client.aclose()

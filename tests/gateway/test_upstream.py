@@ -145,6 +145,26 @@ async def test_a_full_pool_queues_calls_then_gives_up_after_the_pool_timeout(
     await pool.aclose()
 
 
+async def test_a_call_cancelled_as_its_turn_comes_passes_the_connection_on(
+    service: Server,
+) -> None:
+    pool = UpstreamPool("127.0.0.1", service.port, timeouts=FAST, max_connections=1)
+    headers = [(b"host", b"test"), (b"content-length", b"0")]
+    first = await pool.request(b"GET", b"/", headers, b"")
+    queued = asyncio.create_task(pool.request(b"GET", b"/", headers, b""))
+    await asyncio.sleep(0.05)  # waiting for the only connection
+    assert [chunk async for chunk in first.body()] == [b"echo:"]
+    await first.aclose()  # hands the connection to the queued call...
+    queued.cancel()  # ...which gives up before it can use it
+    done, _ = await asyncio.wait({queued}, timeout=2)
+    assert queued in done and queued.cancelled()
+    # The connection went back to the pool: the next call gets it at once, no new one.
+    status, _, body = await _call(pool)
+    assert (status, body) == (200, b"echo:")
+    assert pool.open_connections == 1
+    await pool.aclose()
+
+
 async def _raw_server(handler: Callable[..., Awaitable[None]]) -> tuple[asyncio.Server, int]:
     server = await asyncio.start_server(handler, "127.0.0.1", 0)
     return server, server.sockets[0].getsockname()[1]

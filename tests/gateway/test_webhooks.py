@@ -32,6 +32,7 @@ from tests.gateway.harness import (
 )
 from tests.support.events import eventually, publish
 from tests.support.gateway import Partner
+from tests.support.tasks import assert_stops_if_cancelled_as_woken
 
 CONTRACT_FIELDS = {"event_id", "type", "occurred_at", "referral_id", "external_ref", "status"}
 
@@ -694,3 +695,13 @@ async def test_a_name_that_resolves_to_a_private_address_is_refused_at_delivery(
         assert await dispatcher._target_problem("https://93.184.215.14/hook") is None
     finally:
         await dispatcher.client.aclose()
+
+
+async def test_a_dispatcher_stopped_just_as_a_delivery_finishes_stops(hooks: Hooks) -> None:
+    """Shutdown must not hang on the dispatcher: a cancel landing in the same moment as
+    its wake-up (a delivery finishing) still stops it."""
+    gateway = await hooks.gateway(run_webhook_dispatcher=False, webhook_poll_seconds=30)
+    dispatcher: WebhookDispatcher = gateway.runtime.extras["webhooks"]
+    running = asyncio.create_task(dispatcher.run())
+    await asyncio.sleep(0.3)  # it has found nothing due and sleeps until woken
+    await assert_stops_if_cancelled_as_woken(running, dispatcher.wake, "the dispatcher")

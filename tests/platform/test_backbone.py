@@ -29,6 +29,7 @@ from shared.events.envelope import Envelope, EventPayload, parse_payload, regist
 from shared.migrations import outbox_notify_trigger_sql
 from shared.observability import Metrics
 from shared.outbox import Outbox, OutboxRelay, asyncpg_dsn, inbox_table, outbox_table
+from tests.support.tasks import assert_stops_if_cancelled_as_woken
 from tests.support.tcpproxy import TcpProxy
 
 RETRY_DELAYS_MS = [50, 100, 200]
@@ -238,6 +239,20 @@ async def test_events_are_relayed_and_each_handled_once(toy: Toy) -> None:
     rows = await toy.wait_applied(10)
     assert rows == [("agg-1", seq) for seq in range(10)]
     assert await toy.unpublished() == 0
+
+
+async def test_a_relay_stopped_just_as_it_is_woken_stops(toy: Toy) -> None:
+    """Shutdown must not hang on the relay: a cancel landing in the same moment as a
+    wake-up (a commit's NOTIFY) still stops it."""
+    relay = toy.start_relay(toy.broker())
+    await toy.write("agg-1", 0)
+    for _ in range(100):
+        if await toy.unpublished() == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert await toy.unpublished() == 0
+    await asyncio.sleep(0.2)  # idle: waiting to be woken
+    await assert_stops_if_cancelled_as_woken(toy.tasks[-1], relay._wake, "the relay")
 
 
 async def _burst_for_a_batch_consumer(toy: Toy, events: list[ToyHappened]) -> Metrics:
