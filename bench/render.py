@@ -180,7 +180,7 @@ def _intake(data: dict, plan: dict, cores: int, rows: list, sections: list) -> N
             "ratio above that.",
             "",
         ]
-    if data.get("cpu") and floor:
+    if data.get("cpu") and floor and median(floor):
         s += [_intake_path_ceiling(data["cpu"], median(floor), cores), ""]
     s += _profile(data.get("profile", {}), "intake")
     s += ["**What limits it.** " + INTAKE_NOTE]
