@@ -224,8 +224,7 @@ def _intake_path_ceiling(cpu: list[dict], floor_per_second: float, cores: int) -
     on other machines): the two processes every referral passes through would still
     spend their own CPU here, and the referrals service is one process on one core.
     """
-    gateway = median([c.get("gateway", 0.0) for c in cpu])
-    referrals = median([c.get("referrals", 0.0) for c in cpu])
+    gateway, referrals = _part_median(cpu, "gateway"), _part_median(cpu, "referrals")
     path = gateway + referrals
     both = cores * 1000 / path if path else math.nan
     one = 1000 / referrals if referrals else math.nan
@@ -250,7 +249,7 @@ def _intake_path_ceiling(cpu: list[dict], floor_per_second: float, cores: int) -
 def _cpu_table(cpu: list[dict], unit: str, rate: str, digits: int, cores: int) -> list[str]:
     """CPU per unit of work by part (median of the runs), and the ceiling it implies."""
     parts = [p for p in CPU_PARTS if any(p in c for c in cpu)]
-    per_part = {p: median([c.get(p, 0.0) for c in cpu]) for p in parts}
+    per_part = {p: _part_median(cpu, p) for p in parts}
     total = sum(per_part.values())
     return [
         f"CPU per {unit} during the timed runs (ms, median of the runs; from /proc: each "
@@ -281,7 +280,12 @@ def _shares(per_part: dict[str, float], total: float) -> str:
 
 def _cpu_total(cpu: list[dict]) -> float:
     parts = {p for c in cpu for p in c}
-    return sum(median([c.get(p, 0.0) for c in cpu]) for p in parts)
+    return sum(_part_median(cpu, p) for p in parts)
+
+
+def _part_median(cpu: list[dict], part: str) -> float:
+    """One part's CPU per unit of work, the median over the runs (0 where it was absent)."""
+    return median([c.get(part, 0.0) for c in cpu])
 
 
 def _profile(summaries: dict[str, dict], what: str) -> list[str]:

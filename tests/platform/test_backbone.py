@@ -29,6 +29,7 @@ from shared.events.envelope import Envelope, EventPayload, parse_payload, regist
 from shared.migrations import outbox_notify_trigger_sql
 from shared.observability import Metrics
 from shared.outbox import Outbox, OutboxRelay, asyncpg_dsn, inbox_table, outbox_table
+from tests.support.events import eventually
 from tests.support.tasks import assert_stops_if_cancelled_as_woken
 from tests.support.tcpproxy import TcpProxy
 
@@ -191,6 +192,14 @@ class Toy:
                 )
             ).scalar_one()
 
+    async def wait_published(self, timeout: float = 5) -> None:
+        """Until the relay has published everything written so far."""
+
+        async def none_left() -> None:
+            assert await self.unpublished() == 0
+
+        await eventually(none_left, timeout=timeout)
+
     async def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
@@ -246,11 +255,7 @@ async def test_a_relay_stopped_just_as_it_is_woken_stops(toy: Toy) -> None:
     wake-up (a commit's NOTIFY) still stops it."""
     relay = toy.start_relay(toy.broker())
     await toy.write("agg-1", 0)
-    for _ in range(100):
-        if await toy.unpublished() == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert await toy.unpublished() == 0
+    await toy.wait_published()
     await asyncio.sleep(0.2)  # idle: waiting to be woken
     await assert_stops_if_cancelled_as_woken(toy.tasks[-1], relay._wake, "the relay")
 
@@ -263,11 +268,7 @@ async def _burst_for_a_batch_consumer(toy: Toy, events: list[ToyHappened]) -> Me
     await declaring.close()  # its consumer must not take the burst
     toy.start_relay(toy.broker())
     await toy.write_many(events)
-    for _ in range(100):
-        if await toy.unpublished() == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert await toy.unpublished() == 0
+    await toy.wait_published()
     metrics = Metrics(toy.name)
     await toy.start_consumer(toy.broker(), metrics, batched=True, linger_seconds=0.2)
     return metrics
