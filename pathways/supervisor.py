@@ -171,7 +171,8 @@ class Supervisor:
                 continue
             remaining = max(0.1, deadline - time.monotonic())
             try:
-                await asyncio.wait_for(child.process.wait(), timeout=remaining)
+                async with asyncio.timeout(remaining):
+                    await child.process.wait()
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     child.process.kill()

@@ -389,17 +389,17 @@ class UpstreamPool:
                 return handed
 
     async def _connect(self) -> _Connection:
+        # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that lands
+        # as the connection opens, and the cancelled call would go on to send.
         try:
-            _, protocol = await asyncio.wait_for(
-                self.loop.create_connection(
+            async with asyncio.timeout(self.timeouts.connect):
+                _, protocol = await self.loop.create_connection(
                     lambda: _Connection(self),
                     self.host,
                     self.port,
                     ssl=self.ssl,
                     server_hostname=self.host if self.ssl else None,
-                ),
-                self.timeouts.connect,
-            )
+                )
         except TimeoutError as exc:
             raise UpstreamError("unavailable", "connecting to the service timed out") from exc
         except OSError as exc:

@@ -5,6 +5,7 @@ broken services, and a full pool."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -163,6 +164,52 @@ async def test_a_call_cancelled_as_its_turn_comes_passes_the_connection_on(
     assert (status, body) == (200, b"echo:")
     assert pool.open_connections == 1
     await pool.aclose()
+
+
+async def test_a_call_cancelled_as_its_connection_opens_sends_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    requests_seen: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError):
+            requests_seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.close()
+
+    server, port = await _raw_server(record)
+    loop = asyncio.get_running_loop()
+    open_connection = loop.create_connection
+    opened = asyncio.Event()
+    finish = loop.create_future()
+
+    async def connect_when_told(*args, **kwargs):  # type: ignore[no-untyped-def]
+        # The real connection, but it is reported open only when the test says so,
+        # so the cancel can land in that same moment.
+        transport, protocol = await open_connection(*args, **kwargs)
+        opened.set()
+        try:
+            await finish
+        except BaseException:
+            transport.close()
+            raise
+        return transport, protocol
+
+    monkeypatch.setattr(loop, "create_connection", connect_when_told)
+    pool = UpstreamPool("127.0.0.1", port, timeouts=FAST, max_connections=1)
+    call = asyncio.create_task(
+        pool.request(b"GET", b"/", [(b"host", b"test"), (b"content-length", b"0")], b"")
+    )
+    await asyncio.wait_for(opened.wait(), 2)
+    finish.set_result(None)
+    call.cancel()
+    done, _ = await asyncio.wait({call}, timeout=2)
+    assert call in done and call.cancelled()
+    await asyncio.sleep(0.2)  # time for a request, had one been sent, to arrive
+    assert requests_seen == []
+    assert pool.open_connections == 0
+    await pool.aclose()
+    server.close()
+    await server.wait_closed()
 
 
 async def _raw_server(handler: Callable[..., Awaitable[None]]) -> tuple[asyncio.Server, int]:
