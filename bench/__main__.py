@@ -5,7 +5,8 @@
 
 Stages, in this order, each figure the median of ``runs`` runs (every run kept):
 
-1. floor and 2. intake: wrk against bench/floor.py and against the gateway, alternating.
+1. floors and 2. intake: wrk against bench/floor.py, bench/floor_outbox.py (the floor
+   doing the outbox writes and publishing too) and the gateway, in turn.
 3. event lag with intake paced at half the intake median (bench.event_lag).
 4. sessions sync through the gateway (bench.sessions_gateway).
 6. rebuild of the reporting projections (bench.reporting_events.rebuild_rates).
@@ -26,6 +27,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from bench import event_lag, render, reports_at_scale, sessions_gateway
 from bench.common import REPO, load_average, machine, median, run_wrk
@@ -92,23 +95,44 @@ def _meter(bench: Bench) -> CpuMeter:
 async def _intake(
     bench: Bench, plan: Plan, log_dir: Path, serials: Serials, profile_dir: Path | None
 ) -> dict[str, Any]:
-    """Floor and gateway under the same wrk, alternating run by run so drift on a shared
-    machine hits both alike."""
+    """Both floors and the gateway under the same wrk, in turn run by run so drift on a
+    shared machine hits all three alike."""
     platform = bench.platform
     meter = _meter(bench)
-    out: dict[str, Any] = {"floor": [], "intake": [], "cpu": [], "floor_cpu": []}
+    kinds = ("floor", "floor_outbox", "intake")
+    out: dict[str, Any] = {kind: [] for kind in kinds}
+    out |= {"cpu": [], "floor_cpu": [], "floor_outbox_cpu": []}
     out["drain_seconds"] = []
-    async with floor_server(platform.config.database, log_dir) as (floor_url, floor_pid):
-        floor_meter = CpuMeter(  # the floor logs in as postgres and uses no broker
-            {"floor": floor_pid},
-            admin_dsn=platform.config.admin_dsn,
-            database=platform.config.database,
-            pg_user="postgres",
-            broker=False,
-        )
-        meters = {"floor": floor_meter, "intake": meter}
+    out["floor_outbox_drain_seconds"] = []
+    database = platform.config.database
+    async with (
+        floor_server(database, log_dir) as (floor_url, floor_pid),
+        floor_server(
+            database,
+            log_dir,
+            app="bench.floor_outbox:app",
+            amqp_url=platform.config.amqp_url,
+        ) as (outbox_floor_url, outbox_floor_pid),
+    ):
+
+        def floor_meter(pid: int, *, broker: bool) -> CpuMeter:
+            # The floors log in as postgres; only the outbox floor uses the broker.
+            return CpuMeter(
+                {"floor": pid},
+                admin_dsn=platform.config.admin_dsn,
+                database=database,
+                pg_user="postgres",
+                broker=broker,
+            )
+
+        meters = {
+            "floor": floor_meter(floor_pid, broker=False),
+            "floor_outbox": floor_meter(outbox_floor_pid, broker=True),
+            "intake": meter,
+        }
         targets = {
             "floor": (floor_url, None),
+            "floor_outbox": (outbox_floor_url, None),
             "intake": (bench.gateway_url, bench.referrer.api_key),
         }
 
@@ -126,23 +150,29 @@ async def _intake(
                 bench.referrals_sent += result.requests - result.non_2xx
             return result
 
+        async def settle(kind: str) -> None:
+            # Every run starts from a settled platform, not with the events of the
+            # burst before still being relayed or consumed; how long that took is kept.
+            if kind == "intake":
+                out["drain_seconds"].append(await event_lag.drain(bench))
+            elif kind == "floor_outbox":
+                out["floor_outbox_drain_seconds"].append(await _relayed(outbox_floor_url))
+
         for kind in targets:  # connections, caches and plans warm before timing
             await one(kind, plan.warmup_seconds, f"warm-{kind}")
         await event_lag.drain(bench)
+        await _relayed(outbox_floor_url)
         for run_no in range(plan.runs):
-            order = ("floor", "intake") if run_no % 2 == 0 else ("intake", "floor")
-            for kind in order:
+            turn = run_no % len(kinds)
+            for kind in kinds[turn:] + kinds[:turn]:
                 before = await meters[kind].snapshot()
                 result = await one(kind, plan.intake_seconds, f"{kind}-{run_no}")
                 out[kind].append(result.as_dict())
                 used = await meters[kind].since(before)
-                out["cpu" if kind == "intake" else "floor_cpu"].append(
+                out["cpu" if kind == "intake" else f"{kind}_cpu"].append(
                     {name: sec * 1000 / max(result.requests, 1) for name, sec in used.items()}
                 )
-                if kind == "intake":
-                    # Every run starts from a settled platform, not with the events of the
-                    # burst before still being consumed; how long they took is kept.
-                    out["drain_seconds"].append(await event_lag.drain(bench))
+                await settle(kind)
                 log(
                     f"{kind} run {run_no + 1}: {result.per_second:,.0f}/s, "
                     f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms"
@@ -157,6 +187,17 @@ async def _intake(
         )
         log(f"profiled intake run: {result.per_second:,.0f}/s (not counted)")
     return out
+
+
+async def _relayed(floor_url: str, timeout: float = 60) -> float:
+    """Wait until the outbox floor's relay has published every event: seconds taken."""
+    t = time.perf_counter()
+    async with httpx.AsyncClient(timeout=5) as client:
+        while (await client.get(f"{floor_url}/backlog")).json()["unpublished"]:
+            if time.perf_counter() - t > timeout:
+                raise RuntimeError(f"the outbox floor's relay fell {timeout:.0f}s behind")
+            await asyncio.sleep(0.1)
+    return time.perf_counter() - t
 
 
 async def _lag(bench: Bench, plan: Plan, intake_rate: float, serials: Serials) -> dict:

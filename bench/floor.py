@@ -56,8 +56,13 @@ async def create(referral: ReferralIn, request: Request) -> Response:
     await request.app.state.pool.execute(
         INSERT_SQL, referral_id, referral.external_ref, referral.programme, body
     )
+    return created(referral_id, "received")
+
+
+def created(referral_id: uuid.UUID, status: str) -> Response:
+    """The ``201`` both floors answer with."""
     return Response(
-        orjson.dumps({"id": str(referral_id), "status": "received"}),
+        orjson.dumps({"id": str(referral_id), "status": status}),
         status_code=201,
         media_type="application/json",
     )

@@ -109,19 +109,29 @@ async def running_platform(log_dir: Path, profile_dir: Path | None = None) -> As
 
 
 @contextlib.asynccontextmanager
-async def floor_server(database: str, log_dir: Path) -> AsyncIterator[tuple[str, int]]:
-    """bench/floor.py as its own uvicorn process (uvloop, httptools, one worker) writing
-    to ``database`` (its own ``floor`` schema), as PostgreSQL's superuser: its URL and
-    process id."""
+async def floor_server(
+    database: str,
+    log_dir: Path,
+    *,
+    app: str = "bench.floor:app",
+    amqp_url: str | None = None,
+) -> AsyncIterator[tuple[str, int]]:
+    """A floor (``app``: bench/floor.py, or bench/floor_outbox.py with ``amqp_url``) as
+    its own uvicorn process (uvloop, httptools, one worker) writing to ``database`` (its
+    own ``floor`` schema), as PostgreSQL's superuser: its URL and process id."""
     port = free_port()
-    log_path = log_dir / "floor.log"
+    name = app.split(":")[0].rsplit(".", 1)[-1]
+    log_path = log_dir / f"{name}.log"
+    env = {**os.environ, "FLOOR_DSN": f"postgresql://postgres@127.0.0.1:5432/{database}"}
+    if amqp_url is not None:
+        env["FLOOR_AMQP_URL"] = amqp_url
     await asyncio.to_thread(log_dir.mkdir, parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "uvicorn",
-            "bench.floor:app",
+            app,
             "--host",
             "127.0.0.1",
             "--port",
@@ -134,7 +144,7 @@ async def floor_server(database: str, log_dir: Path) -> AsyncIterator[tuple[str,
             "httptools",
             "--no-access-log",
             cwd=REPO,
-            env={**os.environ, "FLOOR_DSN": f"postgresql://postgres@127.0.0.1:5432/{database}"},
+            env=env,
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
             stdin=asyncio.subprocess.DEVNULL,
@@ -149,7 +159,7 @@ async def floor_server(database: str, log_dir: Path) -> AsyncIterator[tuple[str,
                     if (await client.get(f"{url}/health")).status_code == 200:
                         break
                 if process.returncode is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the floor did not start; see {log_dir / 'floor.log'}")
+                    raise RuntimeError(f"the floor did not start; see {log_path}")
                 await asyncio.sleep(0.2)
         yield url, process.pid
     finally:

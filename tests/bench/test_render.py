@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from bench.common import REPO
-from bench.render import _intake_path_ceiling, render
+from bench.render import _intake_path_ceiling, _rebased_floor, render
 
 
 def test_the_request_path_ceiling_is_derived_from_the_gateway_and_referrals_cpu() -> None:
@@ -32,8 +32,34 @@ def test_the_ceiling_says_when_moving_the_rest_away_could_meet_the_goal() -> Non
     assert "not enough" not in text
 
 
+def test_the_re_based_ratio_is_intake_over_the_floor_with_the_outbox() -> None:
+    text = _rebased_floor(300, outbox_floor=1_200, floor=2_400, times_the_cpu=5.25)
+    assert "serves 1,200 referrals/s, 0.50 of the bare floor" in text
+    assert "Intake is 0.25 of it" in text
+    assert "costs 5.2 times its CPU" in text
+    assert "would not by itself meet 0.4 either" in text
+
+
+def test_the_re_based_ratio_says_when_re_basing_would_meet_the_goal() -> None:
+    text = _rebased_floor(600, outbox_floor=1_200, floor=2_400, times_the_cpu=2.0)
+    assert "Intake is 0.50 of it" in text
+    assert "So re-basing the goal on this floor would meet 0.4." in text
+    assert "not" not in text.split("Intake is")[1]
+
+
+def test_a_summary_without_the_outbox_floor_renders_without_its_rows() -> None:
+    summary = json.loads((REPO / "bench" / "RESULTS.json").read_text())
+    intake = summary["results"]["intake"]
+    for key in ("floor_outbox", "floor_outbox_cpu", "floor_outbox_drain_seconds"):
+        intake.pop(key, None)
+    rendered = render(summary)
+    assert "| 2 | intake / floor |" in rendered
+    assert "floor with the outbox" not in rendered.lower()
+
+
 def test_the_committed_results_are_what_their_summary_renders() -> None:
     summary = json.loads((REPO / "bench" / "RESULTS.json").read_text())
     rendered = render(summary)
     assert "referrals service, one process, can serve at most about" in rendered
+    assert "| 2 | intake / floor with the outbox |" in rendered
     assert (REPO / "bench" / "RESULTS.md").read_text().rstrip("\n") == rendered.rstrip("\n")
