@@ -22,87 +22,67 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import ClassVar
 
 import aio_pika
 import asyncpg
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from sqlalchemy import MetaData
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.schema import CreateIndex, CreateTable
 
 from bench.floor import SCHEMA_SQL, created, health
 from services.referrals.api.models import ReferralIn
 from shared.broker import Broker
 from shared.db import create_engine
+from shared.events.envelope import EventPayload
 from shared.migrations import outbox_notify_trigger_sql
 from shared.observability import Metrics
-from shared.outbox import OutboxRelay, outbox_table, partition_of
+from shared.outbox import Outbox, OutboxRelay, insert_document_sql, outbox_table
 
 SCHEMA = "floor"
 EXCHANGE = "floor.events"
 QUEUE = "floor.events"
-EVENT_TYPES = ("floor.referral.received", "floor.referral.accepted")
 
-outbox = outbox_table(MetaData(schema=SCHEMA))
+
+class _StatusChanged(EventPayload):
+    referral_id: uuid.UUID
+
+
+class ReferralReceived(_StatusChanged):
+    event_type: ClassVar[str] = "floor.referral.received"
+
+
+class ReferralAccepted(_StatusChanged):
+    event_type: ClassVar[str] = "floor.referral.accepted"
+
+
+# What an eligible referral publishes: received, then accepted.
+EVENTS = (ReferralReceived, ReferralAccepted)
+EVENT_TYPES = tuple(event.event_type for event in EVENTS)
+
+outbox_rows = outbox_table(MetaData(schema=SCHEMA))
+outbox = Outbox(outbox_rows, producer="floor")
 
 INSERT_WITH_EVENTS_SQL = f"""
     WITH referral AS (
         INSERT INTO {SCHEMA}.referrals (id, external_ref, programme, body)
         VALUES ($1, $2, $3, $4) RETURNING id
     )
-    INSERT INTO {SCHEMA}.outbox (event_id, event_type, aggregate_id, partition, envelope)
-    SELECT CAST(r->>'event_id' AS uuid), r->>'event_type', r->>'aggregate_id',
-           CAST(r->>'partition' AS smallint), r->'envelope'
-    FROM jsonb_array_elements(CAST($5 AS jsonb)) WITH ORDINALITY AS e(r, n), referral
-    ORDER BY n
+    {insert_document_sql(outbox_rows, "$5", only_if="referral")}
 """
-
-
-def _schema_sql() -> list[str]:
-    dialect = postgresql.dialect()
-    return [
-        SCHEMA_SQL,
-        str(CreateTable(outbox, if_not_exists=True).compile(dialect=dialect)),
-        *(str(CreateIndex(i, if_not_exists=True).compile(dialect=dialect)) for i in outbox.indexes),
-        f"DROP TRIGGER IF EXISTS outbox_notify ON {SCHEMA}.outbox",
-        *outbox_notify_trigger_sql(SCHEMA),
-    ]
-
-
-def events_document(referral_id: uuid.UUID, at: datetime) -> bytes:
-    """The referral's two events as outbox rows, each with an envelope of the shape the
-    platform's carry (who, what, when, and a payload of ids and codes)."""
-    aggregate = str(referral_id)
-    rows = []
-    for event_type in EVENT_TYPES:
-        event_id = str(uuid.uuid4())
-        rows.append(
-            {
-                "event_id": event_id,
-                "event_type": event_type,
-                "aggregate_id": aggregate,
-                "partition": partition_of(aggregate),
-                "envelope": {
-                    "event_id": event_id,
-                    "type": event_type,
-                    "version": 1,
-                    "producer": "floor",
-                    "occurred_at": at.isoformat(),
-                    "data": {"referral_id": aggregate, "status": event_type.rsplit(".", 1)[1]},
-                },
-            }
-        )
-    return orjson.dumps(rows)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     dsn = os.environ["FLOOR_DSN"]
     pool = await asyncpg.create_pool(dsn, min_size=10, max_size=10)
-    async with pool.acquire() as conn:
-        for statement in _schema_sql():
+    engine = create_engine(dsn.replace("postgresql://", "postgresql+asyncpg://", 1), schema=SCHEMA)
+    await pool.execute(SCHEMA_SQL)
+    async with engine.begin() as conn:
+        await conn.run_sync(outbox_rows.metadata.create_all)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(f"DROP TRIGGER IF EXISTS outbox_notify ON {SCHEMA}.outbox")
+        for statement in outbox_notify_trigger_sql(SCHEMA):
             await conn.execute(statement)
     broker = Broker(os.environ["FLOOR_AMQP_URL"], exchange=EXCHANGE, name="bench-floor")
     broker_task = asyncio.create_task(broker.run())
@@ -113,9 +93,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Nobody consumes them; the oldest are dropped so a long run cannot fill the disk.
     queue = await channel.declare_queue(QUEUE, durable=True, arguments={"x-max-length": 100_000})
     await queue.bind(exchange, routing_key="floor.#")
-    engine = create_engine(dsn.replace("postgresql://", "postgresql+asyncpg://", 1), schema=SCHEMA)
     relay = OutboxRelay(
-        engine=engine, table=outbox, broker=broker, metrics=Metrics("floor"), dsn=dsn
+        engine=engine, table=outbox_rows, broker=broker, metrics=Metrics("floor"), dsn=dsn
     )
     relay_task = asyncio.create_task(relay.run())
     app.state.pool = pool
@@ -145,7 +124,10 @@ async def create(referral: ReferralIn, request: Request) -> Response:
         referral.external_ref,
         referral.programme,
         referral.model_dump_json(),
-        events_document(referral_id, datetime.now(UTC)).decode(),
+        outbox.document(
+            [(event(referral_id=referral_id), referral_id) for event in EVENTS],
+            occurred_at=datetime.now(UTC),
+        ),
     )
     return created(referral_id, "accepted")
 

@@ -71,7 +71,7 @@ async def test_a_referral_commits_with_its_two_events_and_the_relay_publishes_th
     response = await client.post("/v1/referrals", json=referral_body("WW"))
     assert response.status_code == 201
     referral_id = response.json()["id"]
-    uuid.UUID(referral_id)
+    assert uuid.UUID(referral_id).version == 4
     assert await _counts(dsn) == (before[0] + 1, before[1] + 2)
 
     messages: list[aio_pika.abc.AbstractIncomingMessage] = []
@@ -87,7 +87,8 @@ async def test_a_referral_commits_with_its_two_events_and_the_relay_publishes_th
     for message, event_type in zip(messages, floor_outbox.EVENT_TYPES, strict=True):
         envelope = orjson.loads(message.body)
         assert envelope["type"] == event_type
-        assert envelope["data"]["referral_id"] == referral_id
+        assert envelope["payload"] == {"referral_id": referral_id}
+        assert envelope["producer"] == "floor"
         assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
     assert (await client.get("/backlog")).json() == {"unpublished": 0}
 
