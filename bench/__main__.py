@@ -23,6 +23,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,6 +70,9 @@ class Plan:
         )
 
 
+PROFILED_SESSIONS_FACTOR = 10
+
+
 def log(message: str) -> None:
     print(f"[{datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
@@ -82,13 +86,22 @@ class Serials:
         return self.n * SERIAL_STEP
 
 
+def _service_pids(bench: Bench, names: Iterable[str] | None = None) -> dict[str, int]:
+    """The running services' process ids (all of them, or those in ``names``)."""
+    children = bench.platform.supervisor.children
+    return {
+        name: child.pid
+        for name, child in children.items()
+        if child.pid and (names is None or name in names)
+    }
+
+
 def _meter(bench: Bench) -> CpuMeter:
     platform = bench.platform
-    processes = {
-        name: child.pid for name, child in platform.supervisor.children.items() if child.pid
-    }
     return CpuMeter(
-        processes, admin_dsn=platform.config.admin_dsn, database=platform.config.database
+        _service_pids(bench),
+        admin_dsn=platform.config.admin_dsn,
+        database=platform.config.database,
     )
 
 
@@ -178,11 +191,10 @@ async def _intake(
                     f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms"
                 )
     if profile_dir is not None:
-        # One more intake run, untimed, with every service under cProfile.
+        # One more intake run, untimed, with every service sampled by py-spy.
         result, out["profile"] = await profiled(
-            platform.supervisor,
+            _service_pids(bench, ("gateway", "referrals", "casework", "reporting")),
             profile_dir,
-            ("gateway", "referrals", "casework", "reporting"),
             one("intake", plan.intake_seconds, "profiled"),
         )
         log(f"profiled intake run: {result.per_second:,.0f}/s (not counted)")
@@ -262,13 +274,14 @@ async def _sessions(bench: Bench, plan: Plan, profile_dir: Path | None) -> dict[
     out = {"participants": len(participants), "runs": runs, "cpu": cpu}
     if profile_dir is not None:
         result, out["profile"] = await profiled(
-            bench.platform.supervisor,
+            _service_pids(bench, ("gateway", "casework")),
             profile_dir,
-            ("gateway", "casework"),
             sessions_gateway.sync_run(
                 bench,
                 participants,
-                batches=plan.session_batches,
+                # Longer than a timed run: at 200 samples a second a one-second run
+                # would leave too few samples to say where the time went.
+                batches=plan.session_batches * PROFILED_SESSIONS_FACTOR,
                 concurrency=plan.session_concurrency,
                 tag="profiled",
                 seed=99,
@@ -306,7 +319,7 @@ async def run(
         log(f"starting the platform (logs in {log_dir})")
         serials = Serials()
         profile_dir = log_dir / "profiles" if profile else None
-        async with running_platform(log_dir, profile_dir) as bench:
+        async with running_platform(log_dir) as bench:
             if wanted("intake") or wanted("lag"):
                 results["intake"] = await stage(
                     "intake", _intake(bench, plan, log_dir, serials, profile_dir)
@@ -365,7 +378,9 @@ def main(argv: list[str] | None = None) -> None:
         "--only",
         help="comma-separated stages for development: intake,lag,sessions,rebuild,scale",
     )
-    parser.add_argument("--no-profile", action="store_true", help="skip the extra cProfile'd runs")
+    parser.add_argument(
+        "--no-profile", action="store_true", help="skip the extra runs sampled by py-spy"
+    )
     args = parser.parse_args(argv)
     plan = Plan.quick() if args.quick else Plan()
     only = set(args.only.split(",")) if args.only else None

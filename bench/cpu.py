@@ -2,8 +2,8 @@
 backends and RabbitMQ, read from /proc before and after.
 
 On a two-core machine throughput is bounded by the CPU all of these need per request
-together, so the split says what limits a figure without a sampling profiler (py-spy is
-not installed here) and without slowing the services down.
+together, so the split says what limits a figure, across processes and without slowing
+the services down; the py-spy profiles (bench.profiles) then say where within one.
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import httpx
 
-from bench.profiles import profiling_env
 from pathways.bootstrap import SERVICES
 from pathways.sandbox import free_port
 from tests.support.builders import referral_body
@@ -97,14 +96,9 @@ async def _set_up(platform: RunningPlatform) -> Bench:
 
 
 @contextlib.asynccontextmanager
-async def running_platform(log_dir: Path, profile_dir: Path | None = None) -> AsyncIterator[Bench]:
-    """The platform, set up; with ``profile_dir``, every service can be profiled on
-    demand (bench.profiles)."""
-    env = platform_env()
-    if profile_dir is not None:
-        await asyncio.to_thread(profile_dir.mkdir, parents=True, exist_ok=True)
-        env |= profiling_env(profile_dir)
-    async with start_platform(log_dir / "platform", label="bench", extra_env=env) as p:
+async def running_platform(log_dir: Path) -> AsyncIterator[Bench]:
+    """The platform, set up."""
+    async with start_platform(log_dir / "platform", label="bench", extra_env=platform_env()) as p:
         yield await _set_up(p)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from bench.common import median
 from bench.event_lag import PACED_CONNECTIONS, PROBE_INTERVAL
+from bench.profiles import RATE
 from bench.reports_at_scale import REPORTS
 
 INTAKE_GOAL = 0.4
@@ -254,7 +255,8 @@ INTAKE_NOTE = (
     "Not one hot spot but the split itself. The floor spends well under a millisecond "
     "of Python and less PostgreSQL per referral, in one process. Through the platform "
     "the same referral crosses two HTTP servers (the gateway authenticates, authorizes, "
-    "rate-limits, audits and forwards it with httpx), the referrals service routes it "
+    "rate-limits, audits and forwards it on a kept-alive connection of its own client), "
+    "the referrals service routes it "
     "through FastAPI and Starlette (dependency resolution, exception middleware), "
     "validates the body and the response with pydantic and checks eligibility, then "
     "writes in one transaction of two round trips on the asyncpg driver (the duplicate "
@@ -268,7 +270,12 @@ INTAKE_NOTE = (
     "compares posting straight to the referrals service with posting through the "
     "gateway; bench/results/gateway_overhead.md has its last figures), and serving the "
     "route below FastAPI would save a part of the referrals column; each takes off a "
-    "fraction where the goal needs intake several times higher. Most of the gap is work the "
+    "fraction where the goal needs intake several times higher. The py-spy profiles "
+    "point the same way: much of each service's own CPU is in calls that write to a "
+    "socket (uvicorn's `send` to the caller, asyncpg's `execute` to PostgreSQL, the "
+    "streams to RabbitMQ), whose samples include the kernel's loopback delivery, so "
+    "the hops themselves show there rather than a Python hot spot. "
+    "Most of the gap is work the "
     "floor does not do at all: the hop, the outbox, publishing, and two consumers' "
     "projections, all on the same two cores. Meeting 0.4 here is the steering group's "
     "call, not a local fix: the two paragraphs above measure how far each answer "
@@ -373,20 +380,25 @@ def _part_median(cpu: list[dict], part: str) -> float:
 
 
 def _profile(summaries: dict[str, dict], what: str) -> list[str]:
-    """Where each profiled service spent its own time during the extra profiled run."""
+    """Where each profiled service spent its CPU during the extra profiled run."""
     if not summaries:
         return []
     lines = [
-        f"cProfile of each service during one extra {what} run (not one of the timed "
-        "runs: cProfile slows Python down), own time by package, then the functions with "
-        "the most own time:",
+        f"py-spy of each service during one extra {what} run (not one of the timed "
+        f"runs), reading each process from outside, {RATE} times a second, and keeping the "
+        "samples where it held the GIL: so the shares are of CPU spent, not of waiting. "
+        "Own samples (the innermost frame's, which includes the C it calls) by package, "
+        "then the functions with the most:",
         "",
     ]
     for service, summary in summaries.items():
         groups = ", ".join(f"{name} {share:.0%}" for name, _, share in summary["groups"][:8])
-        lines.append(f"- **{service}** ({summary['seconds']:.1f} s profiled): {groups}")
-        for where, _, share, calls in summary["functions"][:5]:
-            lines.append(f"  - {share:.0%} `{where}` ({calls:,} calls)")
+        lines.append(
+            f"- **{service}** ({summary['samples']:,} samples; {summary['cpu_seconds']:.1f} s"
+            f" of CPU during the run): {groups}"
+        )
+        for where, _, share in summary["functions"][:5]:
+            lines.append(f"  - {share:.0%} `{where}`")
     lines.append("")
     return lines
 
@@ -494,9 +506,8 @@ SESSIONS_NOTE = (
     "CPU per batch, summed over the parts above, against the goal's 20 batches a second "
     "(20,000 sessions): on two cores the parts together may spend at most about 100 ms "
     "per batch. casework is the largest: pydantic validates all 1,000 items from JSON "
-    "(`validate_json`), its profile shows about fourteen `isinstance` checks against "
-    "abstract classes per item (`abc.__instancecheck__`) and per-item UUID handling, "
-    "and one multi-row upsert goes to PostgreSQL; the "
+    "(`validate_json`), `plan_session_sync` judges each against the participant's "
+    "scope and what is stored, and one multi-row upsert goes to PostgreSQL; the "
     "gateway parses the ~300 KB body once more with orjson to charge the rate limit by "
     "items. The parts together now spend about a third of that budget, so the goal "
     "holds with room; nearer the limit, casework's per-item validation would be next."

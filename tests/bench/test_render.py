@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from bench.common import REPO
-from bench.render import _intake_path_ceiling, _rebased_floor, render
+from bench.render import _intake_path_ceiling, _profile, _rebased_floor, render
 
 
 def test_the_request_path_ceiling_is_derived_from_the_gateway_and_referrals_cpu() -> None:
@@ -63,3 +63,24 @@ def test_the_committed_results_are_what_their_summary_renders() -> None:
     assert "referrals service, one process, can serve at most about" in rendered
     assert "| 2 | intake / floor with the outbox |" in rendered
     assert (REPO / "bench" / "RESULTS.md").read_text().rstrip("\n") == rendered.rstrip("\n")
+
+
+def test_each_profiled_service_gets_its_packages_and_hottest_functions() -> None:
+    summaries = {
+        "referrals": {
+            "samples": 800,
+            "cpu_seconds": 4.0,
+            "groups": [("fastapi", 200, 0.25), ("asyncpg", 160, 0.2)],
+            "functions": [(f"f:{n}.py f{n}", 16, 0.02) for n in range(7)],
+        }
+    }
+    lines = _profile(summaries, "intake")
+    assert lines[0].startswith("py-spy of each service during one extra intake run")
+    assert (
+        "- **referrals** (800 samples; 4.0 s of CPU during the run): fastapi 25%, asyncpg 20%"
+        in lines
+    )
+    assert [line for line in lines if line.startswith("  - ")] == [
+        f"  - 2% `f:{n}.py f{n}`" for n in range(5)
+    ]
+    assert _profile({}, "intake") == []
