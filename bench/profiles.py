@@ -156,13 +156,10 @@ def summarize(raw: str) -> dict[str, Any]:
         total += samples
         groups[group] = groups.get(group, 0) + samples
         functions[where] = functions.get(where, 0) + samples
-    whole = total or 1
-    return {
-        "samples": total,
-        "groups": [(name, n, n / whole) for name, n in sorted(groups.items(), key=lambda g: -g[1])][
-            :TOP
-        ],
-        "functions": [
-            (where, n, n / whole) for where, n in sorted(functions.items(), key=lambda f: -f[1])
-        ][:TOP],
-    }
+    return {"samples": total, "groups": _top(groups, total), "functions": _top(functions, total)}
+
+
+def _top(counts: dict[str, int], total: int) -> list[tuple[str, int, float]]:
+    """The ``TOP`` largest counts, each with its samples and its share of ``total``."""
+    ranked = sorted(counts.items(), key=lambda item: -item[1])[:TOP]
+    return [(name, n, n / total) for name, n in ranked]
