@@ -45,8 +45,6 @@ async def profiled(
     that fails is left out of the summaries; its reason is in ``<name>.log``."""
     await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
     samplers: dict[str, asyncio.subprocess.Process] = {}
-    cpu_before: dict[str, float] = {}
-    cpu_used: dict[str, float] = {}
     try:
         for name, pid in processes.items():
             samplers[name] = await _start_sampling(name, pid, directory)
@@ -69,7 +67,7 @@ async def profiled(
         path = directory / f"{name}.txt"
         if sampler.returncode == 0 and path.exists():
             summary = await asyncio.to_thread(summarize, path.read_text())
-            summaries[name] = summary | {"cpu_seconds": cpu_used.get(name, 0.0)}
+            summaries[name] = summary | {"cpu_seconds": cpu_used[name]}
     return result, summaries
 
 
