@@ -370,6 +370,19 @@ async def run(
     }
 
 
+def prepare_output(path: Path) -> str | None:
+    """Make the directory for ``path`` (and its .json beside it); say why if it can't be."""
+    if path.is_dir():
+        return "is a directory; name the RESULTS.md file to write"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return f"cannot make its directory ({error.strerror})"
+    if not os.access(path.parent, os.W_OK):
+        return "its directory is not writable"
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short runs (about 2 minutes)")
@@ -382,6 +395,11 @@ def main(argv: list[str] | None = None) -> None:
         "--no-profile", action="store_true", help="skip the extra runs sampled by py-spy"
     )
     args = parser.parse_args(argv)
+    # Checked before the runs, not after: an output that cannot be written would
+    # otherwise throw away every figure at the end of a quarter of an hour.
+    problem = prepare_output(args.output)
+    if problem:
+        parser.error(f"--output {args.output}: {problem}")
     plan = Plan.quick() if args.quick else Plan()
     only = set(args.only.split(",")) if args.only else None
     summary = asyncio.run(run(plan, quick=args.quick, only=only, profile=not args.no_profile))
