@@ -497,21 +497,40 @@ def _sessions(data: dict, plan: dict, cores: int, rows: list, sections: list) ->
                 else []
             ),
             *_profile(data.get("profile", {}), "sessions sync"),
-            "**What limits it.** " + SESSIONS_NOTE,
+            "**What limits it.** "
+            + (_sessions_budget(data["cpu"], cores) if data.get("cpu") else "")
+            + SESSIONS_NOTE,
         ]
     )
 
 
 SESSIONS_NOTE = (
-    "CPU per batch, summed over the parts above, against the goal's 20 batches a second "
-    "(20,000 sessions): on two cores the parts together may spend at most about 100 ms "
-    "per batch. casework is the largest: pydantic validates all 1,000 items from JSON "
+    "casework does the per-item work: pydantic validates all 1,000 items from JSON "
     "(`validate_json`), `plan_session_sync` judges each against the participant's "
     "scope and what is stored, and one multi-row upsert goes to PostgreSQL; the "
     "gateway parses the ~300 KB body once more with orjson to charge the rate limit by "
-    "items. The parts together now spend about a third of that budget, so the goal "
-    "holds with room; nearer the limit, casework's per-item validation would be next."
+    "items. Nearer the limit, casework's per-item validation would be next."
 )
+
+
+def _sessions_budget(cpu: list[dict], cores: int) -> str:
+    """The CPU a batch may cost if the parts are to reach the goal on these cores, against
+    what this run's batches cost: derived, so a slower machine's run says so."""
+    batches_per_second = SESSIONS_GOAL / 1000
+    budget = cores * 1000 / batches_per_second
+    spent = _cpu_total(cpu)
+    if spent <= budget / 2:
+        verdict = "so the goal holds with room"
+    elif spent <= budget:
+        verdict = "so the goal holds, with little room"
+    else:
+        verdict = "more than the budget, so the goal cannot hold while they share these cores"
+    return (
+        f"CPU per batch, summed over the parts above, against the goal's "
+        f"{batches_per_second:.0f} batches a second ({SESSIONS_GOAL:,} sessions): on {cores} "
+        f"cores the parts together may spend at most about {_n(budget)} ms per batch. In "
+        f"this run they spent {_n(spent, 1)} ms, {spent / budget:.0%} of that, {verdict}. "
+    )
 
 
 def _scale(data: dict, plan: dict, rows: list, sections: list) -> None:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 
 from bench.common import REPO
-from bench.render import _intake_path_ceiling, _profile, _rebased_floor, render
+from bench.render import (
+    _intake_path_ceiling,
+    _profile,
+    _rebased_floor,
+    _sessions_budget,
+    render,
+)
 
 
 def test_the_request_path_ceiling_is_derived_from_the_gateway_and_referrals_cpu() -> None:
@@ -45,6 +51,23 @@ def test_the_re_based_ratio_says_when_re_basing_would_meet_the_goal() -> None:
     assert "Intake is 0.50 of it" in text
     assert "So re-basing the goal on this floor would meet 0.4." in text
     assert "not" not in text.split("Intake is")[1]
+
+
+def test_the_sessions_budget_is_the_cores_over_the_goal_against_the_run() -> None:
+    runs = [{"casework": 20.0, "postgresql": 10.0}, {"casework": 24.0, "postgresql": 12.0}]
+    text = _sessions_budget(runs, cores=2)
+    # 20 batches a second on 2 cores: 100 ms a batch; medians 22 + 11 = 33 ms.
+    assert "may spend at most about 100 ms per batch" in text
+    assert "they spent 33.0 ms, 33% of that, so the goal holds with room" in text
+
+
+def test_the_sessions_budget_says_when_little_room_or_none_is_left() -> None:
+    assert "59% of that, so the goal holds, with little room" in _sessions_budget(
+        [{"casework": 40.0, "postgresql": 19.0}], cores=2
+    )
+    over = _sessions_budget([{"casework": 40.0, "postgresql": 19.0}], cores=1)
+    assert "at most about 50 ms per batch" in over
+    assert "118% of that, more than the budget, so the goal cannot hold" in over
 
 
 def test_a_summary_without_the_outbox_floor_renders_without_its_rows() -> None:
