@@ -4,15 +4,19 @@ measured and what limits it.
 After changing the wording here, re-render the committed results without rerunning the
 benchmarks (a test checks RESULTS.md is what RESULTS.json renders)::
 
-    .venv/bin/python -m bench.render
+    .venv/bin/python -m bench.render                        # bench/RESULTS.md
+    .venv/bin/python -m bench.render /tmp/run/RESULTS.json  # /tmp/run/RESULTS.md
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
+from pathlib import Path
 from typing import Any
 
-from bench.common import median
+from bench.common import REPO, median
 from bench.event_lag import PACED_CONNECTIONS, PROBE_INTERVAL
 from bench.profiles import RATE
 from bench.reports_at_scale import REPORTS
@@ -644,11 +648,38 @@ REBUILD_NOTE = (
 )
 
 
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.render",
+        description="Re-render RESULTS.md beside a RESULTS.json, without rerunning the benchmarks.",
+    )
+    parser.add_argument(
+        "summary",
+        nargs="?",
+        type=Path,
+        default=REPO / "bench" / "RESULTS.json",
+        help="the RESULTS.json that `python -m bench` wrote (default: the committed one)",
+    )
+    args = parser.parse_args(argv)
+    summary_path: Path = args.summary
+    if summary_path.suffix != ".json":
+        parser.error(f"{summary_path}: name the RESULTS.json to render from")
+    try:
+        summary = json.loads(summary_path.read_text())
+    except OSError as error:
+        parser.error(f"{summary_path}: cannot be read ({error.strerror})")
+    except ValueError as error:
+        parser.error(f"{summary_path}: is not JSON ({error})")
+    # Rendered in full before the write, so a summary that is not one leaves the
+    # existing RESULTS.md as it was.
+    try:
+        text = render(summary)
+    except (KeyError, TypeError, AttributeError) as error:
+        parser.error(f"{summary_path}: is not a bench summary (no {error})")
+    output = summary_path.with_suffix(".md")
+    output.write_text(text)
+    print(f"re-rendered {output} from {summary_path.name}")
+
+
 if __name__ == "__main__":
-    import json
-
-    from bench.common import REPO
-
-    results = REPO / "bench" / "RESULTS.md"
-    results.write_text(render(json.loads(results.with_suffix(".json").read_text())))
-    print(f"re-rendered {results} from {results.with_suffix('.json').name}")
+    main()
