@@ -674,10 +674,15 @@ def main(argv: list[str] | None = None) -> None:
     # existing RESULTS.md as it was.
     try:
         text = render(summary)
-    except (KeyError, TypeError, AttributeError) as error:
-        parser.error(f"{summary_path}: is not a bench summary (no {error})")
+    except KeyError as error:
+        parser.error(f"{summary_path}: is not a bench summary (it has no {error})")
+    except (TypeError, AttributeError) as error:
+        parser.error(f"{summary_path}: is not a bench summary ({error})")
     output = summary_path.with_suffix(".md")
-    output.write_text(text)
+    try:
+        output.write_text(text)
+    except OSError as error:
+        parser.error(f"{output}: cannot be written ({error.strerror})")
     print(f"re-rendered {output} from {summary_path.name}")
 
 

@@ -44,7 +44,8 @@ def test_a_named_summary_renders_the_results_beside_it(summary: Path) -> None:
     [
         (None, "cannot be read"),
         ("{not json", "is not JSON"),
-        ('{"results": {}}', "is not a bench summary"),
+        ('{"results": {}}', "is not a bench summary (it has no 'plan')"),
+        ("[1, 2, 3]", "is not a bench summary"),
     ],
 )
 def test_a_summary_that_is_not_one_is_refused_and_leaves_the_results_alone(
