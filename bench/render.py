@@ -20,10 +20,11 @@ from bench.common import REPO, median
 from bench.event_lag import PACED_CONNECTIONS, PROBE_INTERVAL
 from bench.profiles import RATE
 from bench.reports_at_scale import REPORTS
+from bench.sessions_sync import BATCH as SESSION_BATCH
+from bench.sessions_sync import TARGET_PER_SECOND as SESSIONS_GOAL
 
 INTAKE_GOAL = 0.4
 LAG_GOAL_MS = 1000.0
-SESSIONS_GOAL = 20_000
 REPORT_GOAL_MS = 300.0
 CPU_PARTS = (
     "floor",
@@ -479,7 +480,7 @@ def _sessions(data: dict, plan: dict, cores: int, rows: list, sections: list) ->
     rates = [x["per_second"] for x in data["runs"]]
     ok = median(rates) >= SESSIONS_GOAL
     rows.append(
-        f"| 4 | sessions sync: sessions/s through the gateway, 1,000-item batches | "
+        f"| 4 | sessions sync: sessions/s through the gateway, {SESSION_BATCH:,}-item batches | "
         f"{_n(median(rates))} | {_runs(rates)} | ≥ {SESSIONS_GOAL:,} | {_verdict(ok)} |"
     )
     p50 = [x["p50_ms"] for x in data["runs"]]
@@ -491,12 +492,13 @@ def _sessions(data: dict, plan: dict, cores: int, rows: list, sections: list) ->
             f"{data['participants']} participants are made through the gateway as partners "
             "make them (referred with the Jobcentre's key, attached with the provider's). "
             "Then `bench.sessions_sync`'s load generator, in its own process with every body "
-            f"built before the clock starts, posts {plan['session_batches']} batches of 1,000 "
-            f"new sessions a run to `POST /v1/sessions/bulk` through the gateway with the "
-            f"provider's API key, {plan['session_concurrency']} batches in flight.",
+            f"built before the clock starts, posts {plan['session_batches']} batches of "
+            f"{SESSION_BATCH:,} new sessions a run to `POST /v1/sessions/bulk` through the "
+            f"gateway with the provider's API key, {plan['session_concurrency']} batches in "
+            "flight.",
             "",
             *(
-                _cpu_table(data["cpu"], "batch of 1,000", "batches/s", 1, cores)
+                _cpu_table(data["cpu"], f"batch of {SESSION_BATCH:,}", "batches/s", 1, cores)
                 if data.get("cpu")
                 else []
             ),
@@ -509,7 +511,7 @@ def _sessions(data: dict, plan: dict, cores: int, rows: list, sections: list) ->
 
 
 SESSIONS_NOTE = (
-    "casework does the per-item work: pydantic validates all 1,000 items from JSON "
+    f"casework does the per-item work: pydantic validates all {SESSION_BATCH:,} items from JSON "
     "(`validate_json`), `plan_session_sync` judges each against the participant's "
     "scope and what is stored, and one multi-row upsert goes to PostgreSQL; the "
     "gateway parses the ~300 KB body once more with orjson to charge the rate limit by "
@@ -520,7 +522,7 @@ SESSIONS_NOTE = (
 def _sessions_budget(cpu: list[dict], cores: int) -> str:
     """The CPU a batch may cost if the parts are to reach the goal on these cores, against
     what this run's batches cost: derived, so a slower machine's run says so."""
-    batches_per_second = SESSIONS_GOAL / 1000
+    batches_per_second = SESSIONS_GOAL / SESSION_BATCH
     budget = cores * 1000 / batches_per_second
     spent = _cpu_total(cpu)
     if spent <= budget / 2:
