@@ -7,6 +7,7 @@ anything unexpected into ``application/problem+json``.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -95,6 +96,14 @@ def problem_response(problem: Problem) -> Response:
 def not_found(what: str = "resource") -> Problem:
     # The same answer whether the thing does not exist or belongs to someone else (§1).
     return Problem(404, f"No such {what}.")
+
+
+def parse_id(raw: str, what: str) -> uuid.UUID:
+    """A path id; one that is not even a UUID names nothing the caller may see: 404 (§1)."""
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise not_found(what) from None
 
 
 def conflict(detail: str) -> Problem:

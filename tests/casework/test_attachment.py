@@ -194,6 +194,40 @@ async def test_an_unknown_referral_is_404_once_the_wait_runs_out(
     assert response.status_code == 404
 
 
+async def test_attachments_waiting_for_their_referrals_do_not_starve_the_consumer(
+    casework: Casework, provider, provider_id
+) -> None:
+    # More attachments waiting (§8) than the pool has connections: each must hand its
+    # connection back between looks, or the consumer storing the news they wait for
+    # gets none, and every one of them ends in a 404.
+    programme = programme_code()
+    referral_ids = [uuid.uuid4() for _ in range(12)]
+    with casework.consistency_wait(3.0):
+        attaching = [
+            asyncio.create_task(provider.post("/v1/participants", json=body(referral_id)))
+            for referral_id in referral_ids
+        ]
+        await asyncio.sleep(0.3)  # let every request start waiting
+        for referral_id in referral_ids:
+            await publish(
+                casework.sandbox,
+                accepted_event(
+                    referral_id, provider_id, programme=programme, referred_on=REFERRED_ON
+                ),
+                status_event(
+                    referral_id,
+                    "accepted",
+                    provider_id=provider_id,
+                    programme=programme,
+                    referred_on=REFERRED_ON,
+                    previous="received",
+                ),
+            )
+        responses = await asyncio.gather(*attaching)
+    assert [r.status_code for r in responses] == [201] * len(referral_ids)
+    assert {r.json()["referral_id"] for r in responses} == {str(r) for r in referral_ids}
+
+
 @pytest.mark.parametrize("status", ["withdrawn", "declined"])
 async def test_a_withdrawn_or_declined_referral_is_409(
     casework: Casework, provider, provider_id, status: str

@@ -232,7 +232,14 @@ async def test_subscriptions_are_a_partners_own(gateway: GatewayUnderTest) -> No
         assert (await client.delete(f"/v1/webhooks/{created['id']}")).status_code == 204
         assert (await client.delete(f"/v1/webhooks/{created['id']}")).status_code == 404
         assert (await client.get("/v1/webhooks")).json()["items"] == []
-        assert (await client.delete("/v1/webhooks/not-an-id")).status_code == 422
+        # An id that is not even a UUID names nothing the partner may see (§1).
+        for malformed in (
+            client.delete("/v1/webhooks/not-an-id"),
+            client.get("/v1/webhooks/not-an-id/deliveries"),
+        ):
+            response = await malformed
+            assert response.status_code == 404
+            assert response.headers["content-type"] == "application/problem+json"
 
 
 async def test_a_partner_has_a_bounded_number_of_subscriptions(

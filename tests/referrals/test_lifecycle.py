@@ -227,6 +227,11 @@ async def test_partners_who_cannot_see_a_referral_get_404(
     assert (
         await jcp.post(f"/v1/referrals/{uuid.uuid4()}/withdraw", json=REASON)
     ).status_code == 404
+    # An id that is not even a UUID names nothing the partner may see (§1): 404, not 422.
+    assert (await jcp.post("/v1/referrals/not-a-uuid/withdraw", json=REASON)).status_code == 404
+    assert (
+        await other_provider.post("/v1/referrals/not-a-uuid/decline", json=REASON)
+    ).status_code == 404
     assert (await jcp.referral(referral["id"]))["status"] == "accepted"
 
 

@@ -88,6 +88,10 @@ async def test_the_programme_office_sees_everything(
 
 async def test_an_unknown_referral_is_404(jcp: Partner) -> None:
     assert (await jcp.get(f"/v1/referrals/{uuid.uuid4()}")).status_code == 404
+    # An id that is not even a UUID names nothing either (§1): 404, not a 422.
+    malformed = await jcp.get("/v1/referrals/not-a-uuid")
+    assert malformed.status_code == 404
+    assert malformed.headers["content-type"] == "application/problem+json"
 
 
 # --- lists ------------------------------------------------------------------------------------

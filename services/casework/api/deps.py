@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.casework.store import participants as participant_store
 from shared.caller import Caller, CallerDep, PartnerKind, require_kind
-from shared.errors import not_found
+from shared.errors import not_found, parse_id
 from shared.outbox import Outbox
 
 
@@ -39,14 +39,6 @@ def outbox_of(request: Request) -> Outbox:
     outbox = request.app.state.runtime.outbox
     assert outbox is not None
     return outbox
-
-
-def parse_id(raw: str, what: str) -> uuid.UUID:
-    """A path id; one that is not even a UUID names nothing the caller may see: 404."""
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise not_found(what) from None
 
 
 def may_see(caller: Caller, provider_id: uuid.UUID) -> bool:

@@ -141,7 +141,13 @@ async def attach(
     platform = request.app.state.runtime.settings.platform
 
     async def decided_referral() -> Any:
-        facts = await referral_store.referral_facts(session, body.referral_id)
+        try:
+            facts = await referral_store.referral_facts(session, body.referral_id)
+        finally:
+            # Nothing is written yet: end the read and hand the connection back while
+            # waiting, since the consumer storing the news we wait for draws on the same
+            # pool (a burst of waiting attachments would otherwise starve it).
+            await session.rollback()
         return facts if facts and referral_decided(facts.status, facts.provider_id) else None
 
     # Contract §8: a referral the partner has seen accepted may not have reached us yet.

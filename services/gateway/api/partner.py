@@ -28,7 +28,7 @@ from services.gateway.api.models import (
 )
 from shared.caller import PartnerKind, require_kind
 from shared.db import SessionDep
-from shared.errors import FieldError, Problem, not_found, unprocessable
+from shared.errors import FieldError, Problem, not_found, parse_id, unprocessable
 from shared.logging import get_logger
 from shared.pagination import decode_cursor, encode_cursor
 
@@ -111,10 +111,8 @@ async def list_webhooks(partner: PartnerDep, session: SessionDep) -> WebhookList
     tags=["webhooks"],
     summary="Delete a webhook; deliveries not yet made are cancelled",
 )
-async def delete_webhook(
-    webhook_id: uuid.UUID, partner: PartnerDep, session: SessionDep
-) -> Response:
-    row = await store.get_subscription(session, partner.partner_id, webhook_id)
+async def delete_webhook(webhook_id: str, partner: PartnerDep, session: SessionDep) -> Response:
+    row = await store.get_subscription(session, partner.partner_id, parse_id(webhook_id, "webhook"))
     if row is None:
         raise not_found("webhook")
     await store.delete_subscription(session, row.id)
@@ -131,7 +129,7 @@ async def delete_webhook(
     summary="Deliveries to a webhook, newest first; ?status=failed lists the given-up ones",
 )
 async def list_deliveries(
-    webhook_id: uuid.UUID,
+    webhook_id: str,
     partner: PartnerDep,
     session: SessionDep,
     status: Literal["pending", "retrying", "delivered", "failed", "cancelled"] | None = None,
@@ -139,7 +137,9 @@ async def list_deliveries(
     cursor: str | None = None,
 ) -> DeliveryList:
     after = decode_cursor(cursor, types=[int])[0] if cursor else None
-    subscription = await store.get_subscription(session, partner.partner_id, webhook_id)
+    subscription = await store.get_subscription(
+        session, partner.partner_id, parse_id(webhook_id, "webhook")
+    )
     if subscription is None:
         raise not_found("webhook")
     rows = await store.list_deliveries(

@@ -19,7 +19,6 @@ from services.outcomes.api.deps import (
     ReaderDep,
     SettingsDep,
     checked_text,
-    parse_id,
     uk_today,
     wait_for_programme,
 )
@@ -33,7 +32,7 @@ from services.outcomes.api.models import (
 )
 from shared.caller import Caller
 from shared.db import SessionDep
-from shared.errors import FieldError, conflict, not_found, problem, unprocessable
+from shared.errors import FieldError, conflict, not_found, parse_id, problem, unprocessable
 from shared.logging import get_logger
 from shared.pagination import decode_cursor, encode_cursor
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import date, datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -15,7 +14,7 @@ from services.outcomes.api.models import clean_text
 from services.outcomes.settings import OutcomesSettings
 from shared.caller import Caller, CallerDep, PartnerKind, require_kind
 from shared.consistency import wait_for
-from shared.errors import FieldError, not_found, unprocessable
+from shared.errors import FieldError, unprocessable
 from shared.outbox import Outbox
 
 UK = ZoneInfo("Europe/London")
@@ -58,14 +57,6 @@ OutboxDep = Annotated[Outbox, Depends(_outbox)]
 
 def uk_today(now: datetime) -> date:
     return now.astimezone(UK).date()
-
-
-def parse_id(raw: str, what: str) -> uuid.UUID:
-    """A path id; one that is not even a UUID names nothing the caller may see: 404."""
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise not_found(what) from None
 
 
 def checked_text(value: str | None, field: str) -> str | None:

@@ -27,7 +27,7 @@ from services.referrals.domain import (
 from services.referrals.settings import ReferralsSettings
 from shared.caller import Caller, CallerDep, PartnerKind, require_kind
 from shared.db import SessionDep
-from shared.errors import FieldError, not_found, problem, unprocessable
+from shared.errors import FieldError, not_found, parse_id, problem, unprocessable
 from shared.outbox import Outbox
 from shared.pagination import decode_cursor, encode_cursor
 from shared.service import ServiceRuntime
@@ -183,10 +183,8 @@ async def list_referrals(
     responses={401: UNAUTHORISED, 404: problem("No such referral, or not the caller's")},
     summary="One referral",
 )
-async def get_referral(
-    referral_id: uuid.UUID, caller: CallerDep, session: SessionDep
-) -> ReferralOut:
-    referral = await store.get_referral(session, referral_id)
+async def get_referral(referral_id: str, caller: CallerDep, session: SessionDep) -> ReferralOut:
+    referral = await store.get_referral(session, parse_id(referral_id, "referral"))
     if referral is None or not access.can_see(caller, referral):
         raise not_found("referral")
     return ReferralOut.of(referral)
@@ -202,14 +200,14 @@ _MOVE_RESPONSES = {
 
 
 async def _move(
-    referral_id: uuid.UUID,
+    referral_id: str,
     body: ReasonIn,
     caller: Caller,
     session: SessionDep,
     runtime: ServiceRuntime,
     transition: Transition,
 ) -> ReferralOut:
-    referral = await store.get_referral(session, referral_id, for_update=True)
+    referral = await store.get_referral(session, parse_id(referral_id, "referral"), for_update=True)
     if referral is None or not access.can_see(caller, referral):
         raise not_found("referral")
     if transition is WITHDRAW:
@@ -229,7 +227,7 @@ async def _move(
     summary="The partner that made the referral withdraws it",
 )
 async def withdraw_referral(
-    referral_id: uuid.UUID,
+    referral_id: str,
     body: ReasonIn,
     session: SessionDep,
     runtime: RuntimeDep,
@@ -245,7 +243,7 @@ async def withdraw_referral(
     summary="The provider records that the person declined or did not attend",
 )
 async def decline_referral(
-    referral_id: uuid.UUID,
+    referral_id: str,
     body: ReasonIn,
     session: SessionDep,
     runtime: RuntimeDep,
