@@ -170,9 +170,10 @@ class Casework:
         programme: str | None = None,
         referred_on: date = REFERRED_ON,
         wait: bool = True,
+        referral_id: uuid.UUID | None = None,
     ) -> uuid.UUID:
         """A referral the referrals service accepted and routed to ``provider_id``."""
-        referral_id = uuid.uuid4()
+        referral_id = referral_id or uuid.uuid4()
         programme = programme or programme_code()
         await publish(
             self.sandbox,

@@ -209,19 +209,8 @@ async def test_attachments_waiting_for_their_referrals_do_not_starve_the_consume
         ]
         await asyncio.sleep(0.3)  # let every request start waiting
         for referral_id in referral_ids:
-            await publish(
-                casework.sandbox,
-                accepted_event(
-                    referral_id, provider_id, programme=programme, referred_on=REFERRED_ON
-                ),
-                status_event(
-                    referral_id,
-                    "accepted",
-                    provider_id=provider_id,
-                    programme=programme,
-                    referred_on=REFERRED_ON,
-                    previous="received",
-                ),
+            await casework.accepted_referral(
+                provider_id, programme=programme, referral_id=referral_id, wait=False
             )
         responses = await asyncio.gather(*attaching)
     assert [r.status_code for r in responses] == [201] * len(referral_ids)
