@@ -124,9 +124,21 @@ _NINO_BAD_PREFIXES = frozenset({"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"})
 _NINO_SHAPE = re.compile(r"[A-Z]{2}[0-9]{6}[A-D]")
 
 
+def _compact_ascii(raw: str, what: str) -> str:
+    """Spaces removed and upper-cased, refusing anything but ASCII first.
+
+    ASCII is checked before upper() because upper() maps some other letters onto
+    ASCII ones (the ligature U+FB06 becomes "ST", a dotless i becomes "I"). Only the
+    space is removed: the regex class \\s would also swallow control characters.
+    """
+    if not raw.isascii():
+        raise ValueError(f"must be {what}, in plain letters and digits")
+    return raw.replace(" ", "").upper()
+
+
 def normalise_nino(raw: str) -> str:
     """Upper case without spaces, checked against the contract's letter rules (§2)."""
-    nino = re.sub(r"\s+", "", raw).upper()
+    nino = _compact_ascii(raw, "a National Insurance number")
     if not _NINO_SHAPE.fullmatch(nino):
         raise ValueError(
             "must be a National Insurance number: two letters, six digits and A, B, C or D"
@@ -146,7 +158,7 @@ _POSTCODE = re.compile(r"([A-Z]{1,2}[0-9][A-Z0-9]?)([0-9][A-Z]{2})")
 
 def normalise_postcode(raw: str) -> str:
     """A UK postcode in its canonical form: upper case, one space before the inward code."""
-    compact = re.sub(r"\s+", "", raw).upper()
+    compact = _compact_ascii(raw, "a UK postcode")
     match = _POSTCODE.fullmatch(compact)
     if not match:
         raise ValueError("must be a UK postcode, like WN1 1AA")

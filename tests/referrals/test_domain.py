@@ -76,6 +76,29 @@ def test_nino_second_letter_rules(letter: str) -> None:
         normalise_nino(f"A{letter}123456A")
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        "\ufb06123456C",  # the ligature "st", which upper() turns into "ST"
+        "AB123456\u0441",  # a Cyrillic letter that looks like "C"
+        "\u0131A123456C",  # dotless i, which upper() turns into "I"
+        "\uff21\uff22123456C",  # full-width letters
+        "AB\x1c123456C",  # a separator control character, which \s matches
+        "AB\t123456C",
+        "AB\u00a0123456C",  # no-break space
+    ],
+)
+def test_a_nino_is_plain_letters_digits_and_spaces(written: str) -> None:
+    with pytest.raises(ValueError):
+        normalise_nino(written)
+
+
+@pytest.mark.parametrize("written", ["WN1\x1f1AA", "WN1\u00a01AA", "\ufb06 1AA", "WN1 1\uff21A"])
+def test_a_postcode_is_plain_letters_digits_and_spaces(written: str) -> None:
+    with pytest.raises(ValueError):
+        normalise_postcode(written)
+
+
 def test_postcode_normalisation() -> None:
     assert normalise_postcode(" wn1 1aa ") == "WN1 1AA"
     assert normalise_postcode("EC1A1BB") == "EC1A 1BB"

@@ -162,6 +162,9 @@ async def test_values_outside_the_contracts_lists_are_refused(
         "ABC23456C",
         "AB-12-34-56-C",
         "AB123456C1",
+        "\ufb06123456C",  # a ligature that upper() would turn into "ST"
+        "AB\x1c123456C",  # a control character that \s would have stripped
+        "AB 123456 \u0441",  # a Cyrillic letter that looks like "C"
     ],
 )
 async def test_nino_rules(jcp: Partner, programme: Programme, nino: str) -> None:
@@ -187,7 +190,11 @@ async def test_valid_ninos_are_normalised(
 
 
 @pytest.mark.parametrize(
-    "postcode", ["12345", "WN1", "WN1 1A", "WN1 1AAA", "WNN 1AA", "1WN 1AA", "WN1-1AA", "W1 A"]
+    "postcode",
+    [
+        *("12345", "WN1", "WN1 1A", "WN1 1AAA", "WNN 1AA", "1WN 1AA", "WN1-1AA", "W1 A"),
+        *("WN1\x1f1AA", "\ufb06 1AA", "WN1\u00a01AA"),
+    ],
 )
 async def test_postcode_must_be_a_uk_postcode(
     jcp: Partner, programme: Programme, postcode: str
