@@ -92,8 +92,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _SPACES = re.compile(r"\s+")
 
 
-def clean_line(value: str) -> str:
-    """One line of text: NFC-normalised, trimmed, inner runs of spaces made one.
+def _unicode_text(value: str, control: re.Pattern[str]) -> str:
+    """NFC-normalised text, refusing lone surrogates and the given control characters.
 
     NFC makes "é" typed two ways the same text, so matching and idempotency agree.
     Control characters are refused (PostgreSQL cannot even store NUL).
@@ -101,19 +101,24 @@ def clean_line(value: str) -> str:
     if _SURROGATE.search(value):
         raise ValueError("must be valid Unicode text")
     value = unicodedata.normalize("NFC", value)
-    if _CONTROL.search(value):
+    if control.search(value):
         raise ValueError("must not contain control characters")
-    return _SPACES.sub(" ", value).strip()
+    return value
+
+
+def clean_line(value: str) -> str:
+    """One line of text (names, places): trimmed, inner runs of spaces made one."""
+    return _SPACES.sub(" ", _unicode_text(value, _CONTROL)).strip()
+
+
+def clean_ref(value: str) -> str:
+    """A partner's identifier: trimmed only, so "A  X" and "A X" stay two refs."""
+    return _unicode_text(value, _CONTROL).strip()
 
 
 def clean_text(value: str) -> str:
-    """Free text (notes, reasons): NFC, trimmed, line breaks and tabs kept."""
-    if _SURROGATE.search(value):
-        raise ValueError("must be valid Unicode text")
-    value = unicodedata.normalize("NFC", value)
-    if _CONTROL_EXCEPT_LINES.search(value):
-        raise ValueError("must not contain control characters")
-    return value.strip()
+    """Free text (notes, reasons): trimmed, line breaks and tabs kept."""
+    return _unicode_text(value, _CONTROL_EXCEPT_LINES).strip()
 
 
 # --- National Insurance numbers and postcodes ---------------------------------------------

@@ -81,6 +81,19 @@ async def test_external_refs_belong_to_each_partner(
     assert theirs.json()["id"] != mine.json()["id"]
 
 
+async def test_an_external_ref_keeps_its_inner_spaces(jcp: Partner, programme: Programme) -> None:
+    # A ref is the partner's identifier: "JCP  7" and "JCP 7" are two of them.
+    wide_body = referral_body(programme.code, external_ref=" JCP  7 ")
+    wide = await jcp.refer(wide_body)
+    narrow = await jcp.refer(referral_body(programme.code, external_ref="JCP 7"))
+    assert (wide.status_code, narrow.status_code) == (201, 201), narrow.text
+    assert wide.json()["external_ref"] == "JCP  7"
+    assert narrow.json()["external_ref"] == "JCP 7"
+    assert narrow.json()["id"] != wide.json()["id"]
+    retry = await jcp.refer({**wide_body, "external_ref": "JCP  7"})
+    assert (retry.status_code, retry.json()["id"]) == (200, wide.json()["id"])
+
+
 async def test_a_left_out_referred_on_is_the_same_request_on_retry(
     jcp: Partner, programme: Programme
 ) -> None:

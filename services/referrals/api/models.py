@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -27,6 +28,7 @@ from services.referrals.domain import (
     Treatment,
     check_phone,
     clean_line,
+    clean_ref,
     clean_text,
     normalise_nino,
     normalise_postcode,
@@ -43,9 +45,9 @@ _LINE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
-def _bounded(max_length: int, *, multiline: bool = False) -> AfterValidator:
+def _bounded(max_length: int, clean: Callable[[str], str] = clean_line) -> AfterValidator:
     def check(value: str) -> str:
-        value = clean_text(value) if multiline else clean_line(value)
+        value = clean(value)
         if not value:
             raise ValueError("must not be empty")
         if len(value) > max_length:
@@ -55,11 +57,11 @@ def _bounded(max_length: int, *, multiline: bool = False) -> AfterValidator:
     return AfterValidator(check)
 
 
-def _line(max_length: int) -> Any:
+def _line(max_length: int, clean: Callable[[str], str] = clean_line) -> Any:
     return Annotated[
         str,
         Strict(),
-        _bounded(max_length),
+        _bounded(max_length, clean),
         Field(
             json_schema_extra={"minLength": 1, "maxLength": max_length, "pattern": _LINE_PATTERN}
         ),
@@ -80,7 +82,7 @@ def _must_be_true(value: bool) -> bool:
 
 
 Name = _line(NAME_MAX)
-Ref = _line(REF_MAX)
+Ref = _line(REF_MAX, clean_ref)
 IsoDate = Annotated[date, BeforeValidator(_iso_date_string)]
 Nino = Annotated[
     str,
@@ -183,7 +185,7 @@ class ReasonIn(_Strict):
     reason: Annotated[
         str,
         Strict(),
-        _bounded(REASON_MAX, multiline=True),
+        _bounded(REASON_MAX, clean_text),
         Field(json_schema_extra={"minLength": 1, "maxLength": REASON_MAX}),
     ]
 
