@@ -26,6 +26,7 @@ def _change(envelope: Envelope) -> store.StatusChange:
         event_type=domain.REFERRAL_STATUS_CHANGED,
         referral_id=event.referral_id,
         occurred_at=event.changed_at,
+        sequence=event.sequence or 0,
         payload=domain.webhook_body(
             event_id=envelope.event_id,
             occurred_at=event.changed_at.isoformat(),

@@ -134,6 +134,8 @@ webhook_deliveries = Table(
     Column("referral_id", UUID(as_uuid=True), nullable=False),
     # When the change happened: deliveries for one referral go out in this order.
     Column("occurred_at", DateTime(timezone=True), nullable=False),
+    # Then in the referral's own order, for changes made at the same instant.
+    Column("sequence", Integer, nullable=False, server_default="0"),
     Column("payload", JSONB, nullable=False),
     Column("status", Text, nullable=False),
     Column("attempts", Integer, nullable=False, server_default="0"),
@@ -164,6 +166,7 @@ Index(
     webhook_deliveries.c.subscription_id,
     webhook_deliveries.c.referral_id,
     webhook_deliveries.c.occurred_at,
+    webhook_deliveries.c.sequence,
     webhook_deliveries.c.id,
     postgresql_where=webhook_deliveries.c.status.in_(OPEN_STATUSES),
 )
@@ -515,13 +518,13 @@ async def list_deliveries(
 # JSON document, so the statement's text is fixed).
 _FAN_OUT_SQL = text(f"""
     INSERT INTO {SCHEMA}.webhook_deliveries
-        (subscription_id, event_id, event_type, referral_id, occurred_at, payload,
+        (subscription_id, event_id, event_type, referral_id, occurred_at, sequence, payload,
          status, next_attempt_at)
-    SELECT s.id, e.event_id, e.event_type, e.referral_id, e.occurred_at, e.payload,
+    SELECT s.id, e.event_id, e.event_type, e.referral_id, e.occurred_at, e.sequence, e.payload,
            '{PENDING}', now()
     FROM jsonb_to_recordset(CAST(:changes AS jsonb)) AS e(
         event_id uuid, event_type text, referral_id uuid, occurred_at timestamptz,
-        payload jsonb, referrer_id uuid, provider_id uuid)
+        sequence integer, payload jsonb, referrer_id uuid, provider_id uuid)
     JOIN {SCHEMA}.webhook_subscriptions s
       ON s.deleted_at IS NULL AND e.event_type = ANY (s.events)
     JOIN {SCHEMA}.partners p ON p.id = s.partner_id
@@ -534,7 +537,7 @@ _FAN_OUT_SQL = text(f"""
           WHERE k.partner_id = s.partner_id AND k.revoked_at IS NULL
             AND (k.expires_at IS NULL OR k.expires_at > now())
       )
-    ORDER BY s.id, e.occurred_at, e.event_id
+    ORDER BY s.id, e.occurred_at, e.sequence, e.event_id
     ON CONFLICT (subscription_id, event_id) DO NOTHING
 """)
 
@@ -547,6 +550,7 @@ class StatusChange:
     event_type: str
     referral_id: uuid.UUID
     occurred_at: datetime
+    sequence: int  # the status's place in the referral's history; 0 when unknown
     payload: dict[str, str]
     referrer_id: uuid.UUID
     provider_id: uuid.UUID | None

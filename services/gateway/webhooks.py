@@ -57,7 +57,7 @@ _CLAIM_SQL = text(f"""
               WHERE e.subscription_id = d.subscription_id
                 AND e.referral_id = d.referral_id
                 AND e.status IN ('{store.PENDING}', '{store.RETRYING}')
-                AND (e.occurred_at, e.id) < (d.occurred_at, d.id)
+                AND (e.occurred_at, e.sequence, e.id) < (d.occurred_at, d.sequence, d.id)
           )
         ORDER BY d.next_attempt_at, d.id
         LIMIT :limit

@@ -109,6 +109,7 @@ def _status_changed(
         gender=referral.person.get("gender"),
         age_band=age_band(age_on(referral.date_of_birth, referral.referred_on)),
         changed_at=at,
+        sequence=1 if initial else len(referral.history),
     )
 
 

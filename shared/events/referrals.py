@@ -38,6 +38,10 @@ class ReferralStatusChanged(EventPayload):
     gender: str | None
     age_band: str | None  # 18-24 | 25-34 | 35-49 | 50+ | None under 18
     changed_at: datetime
+    # This status's place in the referral's history (1 for received). Two changes made
+    # at one instant (received, then accepted at once) share changed_at: this orders
+    # them. None only in events written before it was added.
+    sequence: int | None = None
 
 
 class PersonDetails(BaseModel):

@@ -46,6 +46,7 @@ def status_changed(
     at: datetime | None = None,
     external_ref: str = "JCP-000123",
     previous: str | None = None,
+    sequence: int | None = None,
 ) -> ReferralStatusChanged:
     at = at or datetime.now(UTC)
     return ReferralStatusChanged(
@@ -65,6 +66,7 @@ def status_changed(
         gender="female",
         age_band="35-49",
         changed_at=at,
+        sequence=sequence,
     )
 
 
@@ -540,6 +542,43 @@ async def test_deliveries_for_one_referral_arrive_in_order_without_blocking_othe
     assert first_other < first_slow_success
     items = await hooks.deliveries(gateway, referrer, sub["id"], status="delivered")
     assert len(items) == 4
+
+
+async def test_changes_made_at_one_instant_arrive_in_the_referrals_order(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    # Received and accepted at once share occurred_at. The event ids are chosen so that
+    # ordering by them (as before the sequence was carried) sends "accepted" first.
+    first = await hooks.gateway()
+    referrer, provider = await first.partner("jcp"), await first.partner("provider")
+    sub = await hooks.subscribe(first, referrer, "/instant")
+    await first.stop()  # so the gateway takes every change in one batch when it starts
+    referrals = [uuid.uuid4() for _ in range(5)]
+    t = datetime.now(UTC)
+    envelopes = []
+    for referral in referrals:
+        later_id, earlier_id = sorted((uuid.uuid4(), uuid.uuid4()), reverse=True)
+        received = status_changed(referral, "received", referrer=referrer, at=t, sequence=1)
+        accepted = status_changed(
+            referral, "accepted", referrer=referrer, provider=provider, at=t, sequence=2
+        )
+        envelopes += [
+            new_envelope(received, producer="referrals").model_copy(update={"event_id": later_id}),
+            new_envelope(accepted, producer="referrals").model_copy(
+                update={"event_id": earlier_id}
+            ),
+        ]
+    await publish(hooks.sandbox, *envelopes)
+    second = await hooks.gateway()
+
+    async def all_delivered() -> None:
+        items = await hooks.deliveries(second, referrer, sub["id"], status="delivered")
+        assert len(items) == 2 * len(referrals)
+
+    await eventually(all_delivered)
+    for referral in referrals:
+        statuses = [r.json["status"] for r in receiver.for_referral(str(referral))]
+        assert statuses == ["received", "accepted"], referral
 
 
 async def test_queued_deliveries_survive_a_gateway_restart(

@@ -33,6 +33,7 @@ STATUS_CHANGED_FIELDS = {
     "gender",
     "age_band",
     "changed_at",
+    "sequence",
 }
 
 SECRET_PERSON = {
@@ -211,3 +212,8 @@ async def test_events_reach_the_broker_in_order(
         (STATUS_CHANGED, "accepted"),
         (STATUS_CHANGED, "withdrawn"),
     ]
+    # Received and accepted share an instant; their place in the history orders them.
+    history = [entry["status"] for entry in (await jcp.referral(referral["id"]))["history"]]
+    changes = [e.payload for e in mine if e.type == STATUS_CHANGED]
+    assert {c["sequence"]: c["status"] for c in changes} == dict(enumerate(history, start=1))
+    assert changes[0]["changed_at"] == changes[1]["changed_at"]

@@ -18,10 +18,13 @@ T = TypeVar("T")
 
 
 async def publish(
-    sandbox: Sandbox, *payloads: EventPayload, producer: str = "test"
+    sandbox: Sandbox, *payloads: EventPayload | Envelope, producer: str = "test"
 ) -> list[Envelope]:
-    """Publish events on the sandbox's exchange, in order, with confirms."""
-    envelopes = [new_envelope(p, producer=producer) for p in payloads]
+    """Publish events on the sandbox's exchange, in order, with confirms; an envelope
+    given whole (to choose its event id, say) goes out as it is."""
+    envelopes = [
+        p if isinstance(p, Envelope) else new_envelope(p, producer=producer) for p in payloads
+    ]
     connection = await aio_pika.connect(sandbox.config.amqp_url)
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
