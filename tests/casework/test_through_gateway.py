@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.support.builders import referral_body
@@ -66,6 +68,22 @@ async def test_a_provider_attaches_and_syncs_through_the_gateway(
             synced = await mine.post("/v1/sessions/bulk", json=sessions(pid, 1000))
             assert synced.status_code == 200, synced.text
             assert {r["status"] for r in synced.json()["results"]} == {"created"}
+            # The largest sync the contract allows fits both the gateway's and casework's
+            # caps: 1,000 items, each with 10,000 characters of notes, written the way
+            # Python's json.dumps writes "é" by default (six bytes, "\\u00e9").
+            longest = sessions(pid, 1000, "long")
+            for item in longest["sessions"]:
+                item["notes"] = "é" * 10_000
+            content = json.dumps(longest).encode()
+            assert len(content) > 60_000_000
+            synced = await mine.post(
+                "/v1/sessions/bulk",
+                content=content,
+                headers={"content-type": "application/json"},
+                timeout=120,
+            )
+            assert synced.status_code == 200, synced.text[:500]
+            assert {r["status"] for r in synced.json()["results"]} == {"created"}
             too_many = await mine.post("/v1/sessions/bulk", json=sessions(pid, 1001, "x"))
             assert too_many.status_code == 413
             assert too_many.headers["content-type"] == "application/problem+json"
@@ -73,7 +91,7 @@ async def test_a_provider_attaches_and_syncs_through_the_gateway(
             assert (await theirs.get(f"/v1/participants/{pid}")).status_code == 404
             assert (await referrer.get(f"/v1/participants/{pid}")).status_code == 403
             listed = await overseer.get(f"/v1/participants/{pid}/sessions")
-            assert listed.status_code == 200 and len(listed.json()["items"]) == 1000
+            assert listed.status_code == 200 and len(listed.json()["items"]) == 2000
 
             async def marked_attached() -> None:
                 seen = await referrer.get(f"/v1/referrals/{referral_id}")

@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from pathways.bootstrap import SERVICES
 from pathways.migrate_job import settings_class
+from services.gateway.settings import GatewaySettings
 from tests.deploy import envcheck, netpol
 from tests.deploy.fake_kubectl import FakeCluster
 from tests.deploy.kustomize import pod_specs, render, split_image
@@ -651,6 +652,16 @@ def test_production_exposes_only_the_gateway_over_tls() -> None:
     assert backends == {"gateway"}
     for service in objects("production", "Service"):
         assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
+
+
+def test_the_ingress_lets_through_the_largest_sync_the_gateway_accepts() -> None:
+    (ingress,) = objects("production", "Ingress")
+    size = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+    match = re.fullmatch(r"([0-9]+)([kmg]?)", size)
+    assert match, size
+    number, unit = match.groups()
+    allowed = int(number) * 1024 ** " kmg".index(unit or " ")
+    assert allowed >= GatewaySettings().max_bulk_body_bytes
 
 
 def test_production_backs_up_continuously_and_the_example_restores_from_it() -> None:
