@@ -8,8 +8,12 @@ Consumed (from the referrals service), both merged order-tolerantly into
 * ``referrals.referral.status_changed``: every status; withdrawn and declined
   referrals can then be refused with ``409``.
 
+Consumed from the outcomes service: ``outcomes.participant.facts_requested``, answered
+with ``casework.participant.facts_confirmed`` (the participant's employment as it stands).
+
 Published (``shared/events/casework.py``; aggregate = the participant): attachment,
-assessment, employment started/ended (the episode's whole state each time), exit.
+assessment, employment started/ended (the episode's whole state each time), exit, and
+those answers.
 """
 
 from __future__ import annotations
@@ -19,17 +23,26 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.casework.domain import ReferralNews
+from services.casework.store import participants as participant_store
 from services.casework.store import referrals as referral_store
+from services.casework.store.tables import outbox
 from shared.consumer import Subscription
 from shared.events.casework import (
     AssessmentRecorded,
     EmploymentEnded,
     EmploymentStarted,
+    EpisodeState,
     ParticipantAttached,
     ParticipantExited,
+    ParticipantFactsConfirmed,
 )
 from shared.events.envelope import Envelope, parse_payload
+from shared.events.outcomes import ParticipantFactsRequested
 from shared.events.referrals import ReferralAccepted, ReferralStatusChanged
+from shared.outbox import Outbox
+
+# Stateless: it only knows the table to write events to, in the handler's transaction.
+OUTBOX = Outbox(outbox, producer="casework")
 
 
 def _without_nul(value: Any) -> Any:
@@ -73,9 +86,40 @@ async def handle_referral_news(session: AsyncSession, envelopes: list[Envelope])
     await referral_store.apply_referral_news(session, [_news(e) for e in envelopes])
 
 
+async def handle_facts_requested(session: AsyncSession, envelope: Envelope) -> None:
+    """Answer with the participant's employment as committed now. The participant's row
+    is locked so an employment change in progress is either in the answer or after it."""
+    event = parse_payload(envelope)
+    assert isinstance(event, ParticipantFactsRequested)
+    participant = await participant_store.participant(session, event.participant_id, lock=True)
+    episodes = []
+    if participant is not None:
+        found = await participant_store.episodes_of(session, [participant.id])
+        episodes = [
+            EpisodeState(
+                episode_id=row.id,
+                started_on=row.started_on,
+                ended_on=row.ended_on,
+                hours_per_week=float(row.hours_per_week),
+                self_employed=row.self_employed,
+            )
+            for row in found[participant.id]
+        ]
+    answer = ParticipantFactsConfirmed(
+        request_id=event.request_id,
+        participant_id=event.participant_id,
+        known=participant is not None,
+        programme=participant.programme if participant is not None else None,
+        provider_id=participant.provider_id if participant is not None else None,
+        episodes=episodes,
+    )
+    await OUTBOX.add(session, answer, aggregate_id=event.participant_id)
+
+
 SUBSCRIPTIONS: list[Subscription] = [
     Subscription(ReferralAccepted.event_type, batch_handler=handle_referral_news),
     Subscription(ReferralStatusChanged.event_type, batch_handler=handle_referral_news),
+    Subscription(ParticipantFactsRequested.event_type, handle_facts_requested),
 ]
 
 

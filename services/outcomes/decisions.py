@@ -79,6 +79,7 @@ async def _try_decide(session: AsyncSession, outbox: Outbox, row: Row, *, now: d
         attachment=attachment,
         programme_known=terms is not None,
         employment_known=owner is not None,
+        employment_confirmed=row.employment_confirmed_at is not None,
         job_start_validated=job_start is not None,
         job_start_pending=pending,
     )

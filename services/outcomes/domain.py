@@ -89,6 +89,9 @@ class MissingFact(StrEnum):
     ATTACHMENT = "attachment"
     PROGRAMME = "programme"
     EMPLOYMENT_EPISODE = "employment_episode"
+    # Casework's answer giving the participant's employment as it stood after the claim
+    # was made: an episode's end recorded just before the claim may still be on its way.
+    CURRENT_EMPLOYMENT = "current_employment"
     JOB_START_DECISION = "job_start_decision"
 
 
@@ -482,20 +485,28 @@ def covered_days(
 # --- waiting for facts ------------------------------------------------------------------
 
 
+def rests_on_employment(claim: Claim) -> bool:
+    """A job start is judged on its episode, a sustained claim on all of them."""
+    return claim.employment_id is not None or claim.type.sustained_weeks is not None
+
+
 def missing_facts(
     claim: Claim,
     *,
     attachment: Attachment | None,
     programme_known: bool,
     employment_known: bool,
+    employment_confirmed: bool,
     job_start_validated: bool,
     job_start_pending: bool,
 ) -> tuple[MissingFact, ...]:
     """Facts the claim depends on that have not arrived yet (empty: decide now).
 
     ``employment_known``: the episode named by ``employment_id`` has been heard of at
-    all. Once the participant is known to be another provider's, nothing more can
-    change the decision (``not_attached``), so nothing else is waited for.
+    all. ``employment_confirmed``: casework has answered with the participant's
+    employment as it stood after the claim arrived. Once the participant is known to be
+    another provider's, nothing more can change the decision (``not_attached``), so
+    nothing else is waited for.
     """
     if attachment is None:
         return (MissingFact.ATTACHMENT,)
@@ -506,6 +517,8 @@ def missing_facts(
         missing.append(MissingFact.PROGRAMME)
     if claim.employment_id is not None and not employment_known:
         missing.append(MissingFact.EMPLOYMENT_EPISODE)
+    if rests_on_employment(claim) and not employment_confirmed:
+        missing.append(MissingFact.CURRENT_EMPLOYMENT)
     if claim.type.sustained_weeks is not None and not job_start_validated and job_start_pending:
         missing.append(MissingFact.JOB_START_DECISION)
     return tuple(missing)

@@ -11,7 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.outcomes import decisions, store
 from shared.consumer import Subscription
-from shared.events.casework import EmploymentEnded, EmploymentStarted, ParticipantAttached
+from shared.events.casework import (
+    EmploymentEnded,
+    EmploymentStarted,
+    ParticipantAttached,
+    ParticipantFactsConfirmed,
+)
 from shared.events.envelope import Envelope, parse_payload
 from shared.events.gateway import ProgrammeDefined
 from shared.outbox import Outbox
@@ -92,9 +97,40 @@ async def handle_employment(session: AsyncSession, envelope: Envelope) -> None:
     )
 
 
+async def handle_facts_confirmed(session: AsyncSession, envelope: Envelope) -> None:
+    """Casework's answer to a claim's request: the episodes as they stood (stored like
+    any episode event, so a later change still wins), then the claim may be decided."""
+    event = parse_payload(envelope)
+    assert isinstance(event, ParticipantFactsConfirmed)
+    if not event.known:
+        # Casework cannot vouch for a participant it never had: the claim's facts are
+        # no more current than before, so it goes on waiting (then not_attached).
+        return
+    assert event.programme is not None and event.provider_id is not None
+    await store.lock_participant(session, event.participant_id)
+    for episode in event.episodes:
+        await store.save_episode(
+            session,
+            {
+                **episode.model_dump(),
+                "participant_id": event.participant_id,
+                "programme": event.programme,
+                "provider_id": event.provider_id,
+                "state_at": envelope.occurred_at,
+            },
+        )
+    await store.confirm_employment(
+        session, event.request_id, event.participant_id, envelope.occurred_at
+    )
+    await decisions.settle_participant(
+        session, OUTBOX, event.participant_id, now=decisions.utcnow()
+    )
+
+
 SUBSCRIPTIONS: list[Subscription] = [
     Subscription(ProgrammeDefined.event_type, handle_programme_defined),
     Subscription(ParticipantAttached.event_type, handle_participant_attached),
     Subscription(EmploymentStarted.event_type, handle_employment),
     Subscription(EmploymentEnded.event_type, handle_employment),
+    Subscription(ParticipantFactsConfirmed.event_type, handle_facts_confirmed),
 ]

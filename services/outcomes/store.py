@@ -113,6 +113,8 @@ claims = Table(
     Column("duplicate_of", UUID(as_uuid=True)),
     Column("submitted_at", DateTime(timezone=True), nullable=False),
     Column("facts_deadline", DateTime(timezone=True), nullable=False),
+    # When casework's answer on the participant's employment arrived (null: not yet).
+    Column("employment_confirmed_at", DateTime(timezone=True)),
     Column("decided_at", DateTime(timezone=True)),
     Column("decision", JSONB),
     CheckConstraint(f"type IN ({_TYPES})", name="type"),
@@ -377,6 +379,21 @@ async def get_claim(
     if for_update:
         query = query.with_for_update()
     return (await session.execute(query)).first()
+
+
+async def confirm_employment(
+    session: AsyncSession, claim_id: uuid.UUID, participant_id: uuid.UUID, at: datetime
+) -> None:
+    """Casework has answered the claim's request: its employment facts are current."""
+    await session.execute(
+        update(claims)
+        .where(
+            claims.c.id == claim_id,
+            claims.c.participant_id == participant_id,
+            claims.c.employment_confirmed_at.is_(None),
+        )
+        .values(employment_confirmed_at=at)
+    )
 
 
 async def waiting_claims(session: AsyncSession, participant_id: uuid.UUID) -> list[Row]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
+from pydantic import BaseModel, ConfigDict
+
 from shared.events.envelope import EventPayload, register
 
 # The barriers an assessment scores (contract §3), in the contract's order: the keys of
@@ -79,6 +81,33 @@ class EmploymentStarted(_EmploymentEpisode):
 @register
 class EmploymentEnded(_EmploymentEpisode):
     event_type = "casework.employment.ended"
+
+
+class EpisodeState(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    episode_id: uuid.UUID
+    started_on: date
+    ended_on: date | None
+    hours_per_week: float
+    self_employed: bool
+
+
+@register
+class ParticipantFactsConfirmed(EventPayload):
+    """Casework's answer to ``outcomes.participant.facts_requested``: the participant's
+    employment episodes as they stood when it was asked (whole states, like
+    ``employment.*``). ``known`` is false for a participant casework has never had,
+    and then the rest is empty."""
+
+    event_type = "casework.participant.facts_confirmed"
+
+    request_id: uuid.UUID
+    participant_id: uuid.UUID
+    known: bool
+    programme: str | None
+    provider_id: uuid.UUID | None
+    episodes: list[EpisodeState]
 
 
 @register

@@ -26,6 +26,17 @@ class ClaimDecided(EventPayload):
 
 
 @register
+class ParticipantFactsRequested(EventPayload):
+    """Outcomes asks casework for a participant's employment as it stands, before it
+    decides a claim that rests on it: an episode's change may still be on its way."""
+
+    event_type = "outcomes.participant.facts_requested"
+
+    request_id: uuid.UUID  # the claim waiting for the answer
+    participant_id: uuid.UUID
+
+
+@register
 class AccrualRecorded(EventPayload):
     """One append-only ledger line; a reversal is a line with a negative amount."""
 

@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import func, select
 
 from services.casework.store.tables import employment_episodes
+from shared.events.outcomes import ParticipantFactsRequested
 from tests.casework.support import Casework, today
 from tests.support.builders import employment_body
-from tests.support.events import outbox_events
+from tests.support.events import eventually, outbox_events, publish
 
 
 def job(**overrides: Any) -> dict[str, Any]:
@@ -128,6 +129,57 @@ async def test_ending_an_episode_publishes_its_whole_state_once(
             "self_employed": False,
         }
     ]
+
+
+async def test_outcomes_asking_for_a_participants_employment_gets_it_as_it_stands(
+    casework: Casework, provider, participant
+) -> None:
+    pid = participant["id"]
+    url = f"/v1/participants/{pid}/employment"
+    first = (await provider.post(url, json=job(started_on="2024-05-01"))).json()
+    await provider.post(f"{url}/{first['id']}/end", json={"ended_on": "2024-06-25"})
+    second = (await provider.post(url, json=job(started_on="2024-09-03", hours_per_week=12))).json()
+    asked, stranger = uuid.uuid4(), uuid.uuid4()
+    await publish(
+        casework.sandbox,
+        ParticipantFactsRequested(request_id=asked, participant_id=uuid.UUID(pid)),
+        ParticipantFactsRequested(request_id=uuid.uuid4(), participant_id=stranger),
+        producer="outcomes",
+    )
+
+    async def answered() -> list[dict]:
+        answers = await outbox_events(casework.app.runtime, "casework.participant.facts_confirmed")
+        mine = [e.payload for e in answers if e.payload["participant_id"] in (pid, str(stranger))]
+        assert len(mine) == 2, "not answered yet"
+        return mine
+
+    answer, unknown = sorted(await eventually(answered), key=lambda a: a["participant_id"] != pid)
+    assert answer == {
+        "request_id": str(asked),
+        "participant_id": pid,
+        "known": True,
+        "programme": participant["programme"],
+        "provider_id": participant["provider_id"],
+        "episodes": [
+            {
+                "episode_id": first["id"],
+                "started_on": "2024-05-01",
+                "ended_on": "2024-06-25",
+                "hours_per_week": 20.0,
+                "self_employed": False,
+            },
+            {
+                "episode_id": second["id"],
+                "started_on": "2024-09-03",
+                "ended_on": None,
+                "hours_per_week": 12.0,
+                "self_employed": False,
+            },
+        ],
+    }
+    # A participant casework never had: said so, nothing else (no employer, no earnings).
+    assert unknown["known"] is False
+    assert (unknown["programme"], unknown["provider_id"], unknown["episodes"]) == (None, None, [])
 
 
 async def test_a_job_already_over_is_recorded_in_one_call(

@@ -26,6 +26,7 @@ async def outcomes(apps: InProcessApps) -> RunningApp:
 @pytest_asyncio.fixture
 async def world(sandbox: Sandbox, outcomes: RunningApp) -> AsyncIterator[World]:
     w = World(sandbox, outcomes)
+    await w.answer_facts_requests()
     await w.define_programme()
     try:
         yield w

@@ -410,6 +410,7 @@ def test_missing_facts() -> None:
     base = {
         "programme_known": True,
         "employment_known": True,
+        "employment_confirmed": True,
         "job_start_validated": False,
         "job_start_pending": False,
     }
@@ -440,6 +441,32 @@ def test_missing_facts() -> None:
     )
     assert domain.may_decide_on_what_is_known((MissingFact.ATTACHMENT,))
     assert not domain.may_decide_on_what_is_known((MissingFact.PROGRAMME,))
+
+
+def test_a_claim_resting_on_employment_waits_for_casework_to_confirm_it() -> None:
+    attached = Attachment(PARTICIPANT, PROVIDER, "working-well", ATTACHED_ON)
+    others = Attachment(PARTICIPANT, OTHER_PROVIDER, "working-well", ATTACHED_ON)
+    base = {
+        "programme_known": True,
+        "employment_known": True,
+        "employment_confirmed": False,
+        "job_start_validated": True,
+        "job_start_pending": False,
+    }
+    sustained = claim(OutcomeType.SUSTAINED_13, date(2024, 9, 1))
+    qualification = claim(OutcomeType.QUALIFICATION)
+    assert domain.rests_on_employment(claim())  # a job start names its episode
+    assert sustained.employment_id is None and domain.rests_on_employment(sustained)
+    assert not domain.rests_on_employment(qualification)
+    for resting in (claim(), sustained):
+        assert domain.missing_facts(resting, attachment=attached, **base) == (
+            MissingFact.CURRENT_EMPLOYMENT,
+        )
+        # Someone else's participant is not_attached whatever its employment.
+        assert domain.missing_facts(resting, attachment=others, **base) == ()
+    assert domain.missing_facts(qualification, attachment=attached, **base) == ()
+    # After the wait, a claim is decided on the episodes heard of so far.
+    assert domain.may_decide_on_what_is_known((MissingFact.CURRENT_EMPLOYMENT,))
 
 
 def test_a_claim_decided_on_incomplete_facts_says_so() -> None:

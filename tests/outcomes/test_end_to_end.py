@@ -116,6 +116,34 @@ async def test_a_job_start_claimed_as_soon_as_the_job_is_recorded(
         ]
         assert may["total_pence"] == 120000
 
+        # The job ends after eight weeks, and a sustained claim goes in at once: it is
+        # decided on the ended job, not on the ongoing one outcomes had heard of.
+        ended = await provider.post(
+            f"/v1/participants/{participant_id}/employment/{job.json()['id']}/end",
+            json={"ended_on": "2024-06-25"},
+        )
+        assert ended.status_code == 200, ended.text
+        sustained = await claimant.post(
+            "/v1/outcome-claims",
+            json={
+                "participant_id": participant_id,
+                "type": "sustained_13",
+                "achieved_on": "2024-09-30",
+                "evidence": [{"kind": "payslip", "reference": "PS-9", "dated": "2024-09-27"}],
+            },
+        )
+        assert sustained.status_code == 201, sustained.text
+
+        async def sustained_decided() -> dict:
+            response = await claimant.get(f"/v1/outcome-claims/{sustained.json()['id']}")
+            assert response.json()["status"] != "submitted"
+            return response.json()
+
+        decided = await eventually(sustained_decided, timeout=20)
+        assert (decided["status"], decided["reasons"]) == ("rejected", ["not_sustained"])
+        assert decided["decision"]["rules"]["facts_complete"] is True
+        assert (await statement("2024-09"))["lines"] == []
+
 
 async def _has_lines(statement, period: str, count: int) -> dict:
     body = await statement(period)

@@ -10,6 +10,7 @@ from datetime import date
 import pytest
 
 from services.outcomes import waits
+from shared.events.casework import ParticipantFactsConfirmed
 from tests.outcomes.world import World
 from tests.support.events import publish
 
@@ -129,3 +130,56 @@ async def test_a_claim_whose_programme_is_unknown_is_not_decided_without_it(
     statement = await late.statement("2024-02")
     assert [line["kind"] for line in statement["lines"]] == ["attachment"]
     await late.close()
+
+
+async def test_a_sustained_claim_is_decided_on_the_employment_casework_has_now(
+    world: World,
+) -> None:
+    # The job has ended in casework, but its ended event has not reached outcomes yet:
+    # deciding on what outcomes has heard would pay for weeks nobody worked.
+    participant = await world.attach()
+    job = await world.job_start(participant, date(2024, 5, 1))
+    ended = world.employment_event(
+        participant, date(2024, 5, 1), date(2024, 6, 25), episode_id=uuid.UUID(job["employment_id"])
+    )
+    world.record_in_casework(ended)
+    claim = await _post(world, participant, "sustained_13", "2024-09-30")
+    decided = await world.decided(claim["id"])
+    assert decided["status"] == "rejected", decided
+    assert decided["reasons"] == ["not_sustained"]
+    rules = decided["decision"]["rules"]
+    assert rules["facts_complete"] is True
+    sustained = {c["rule"]: c for c in rules["checks"]}["not_sustained"]["facts"]
+    assert sustained["covered_days"] == 56  # 1 May to 25 June: eight weeks
+    assert str(claim["id"]) in {str(r.request_id) for r in world.facts_requests}
+    statement = await world.statement("2024-09")
+    assert [line["kind"] for line in statement["lines"]] == []
+
+
+async def test_without_casework_s_answer_a_claim_is_decided_after_its_wait(
+    world: World, short_fact_wait: float
+) -> None:
+    participant = await world.attach()
+    await world.job_start(participant, date(2024, 5, 1))
+    world.answering = False  # casework is down
+    claim = await _post(world, participant, "sustained_13", "2024-09-30")
+    # An answer that cannot vouch for the participant confirms nothing.
+    await publish(
+        world.sandbox,
+        ParticipantFactsConfirmed(
+            request_id=uuid.UUID(claim["id"]),
+            participant_id=participant,
+            known=False,
+            programme=None,
+            provider_id=None,
+            episodes=[],
+        ),
+        producer="casework",
+    )
+    await asyncio.sleep(0.5)
+    assert await _status(world, claim["id"]) == "submitted"
+    decided = await world.decided(claim["id"], timeout=short_fact_wait + 10)
+    # Decided on the episodes heard of, and saying what it lacked.
+    assert decided["status"] == "validated"
+    assert decided["decision"]["rules"]["facts_complete"] is False
+    assert decided["decision"]["rules"]["facts_missing"] == ["current_employment"]

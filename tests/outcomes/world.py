@@ -1,5 +1,10 @@
 """A programme's facts, published to the real broker as the gateway and casework publish
-them, and helpers to claim outcomes and read what the outcomes service decided."""
+them, and helpers to claim outcomes and read what the outcomes service decided.
+
+The world also answers outcomes' requests for a participant's employment, as casework
+does, with the episodes it has recorded through :meth:`World.employ` (or
+:meth:`World.record_in_casework`: a change casework made whose event is still on its way).
+"""
 
 from __future__ import annotations
 
@@ -14,11 +19,18 @@ from sqlalchemy import select
 
 from pathways.sandbox import Sandbox
 from services.outcomes import store
-from shared.events.casework import EmploymentEnded, EmploymentStarted, ParticipantAttached
-from shared.events.envelope import Envelope, EventPayload, new_envelope
+from shared.events.casework import (
+    EmploymentEnded,
+    EmploymentStarted,
+    EpisodeState,
+    ParticipantAttached,
+    ParticipantFactsConfirmed,
+)
+from shared.events.envelope import Envelope, EventPayload, new_envelope, parse_payload
 from shared.events.gateway import ProgrammeDefined, ProviderArea
+from shared.events.outcomes import ParticipantFactsRequested
 from tests.support.apps import RunningApp
-from tests.support.events import eventually, publish
+from tests.support.events import event_message, eventually, publish
 
 TARIFF = {
     "attachment": 30000,
@@ -44,6 +56,13 @@ class World:
         self.other_provider = uuid.uuid4()
         self.office = uuid.uuid4()
         self._clients: dict[tuple[uuid.UUID, str], httpx.AsyncClient] = {}
+        # What casework would answer with: each participant's episodes, latest state.
+        self.casework_episodes: dict[
+            uuid.UUID, dict[uuid.UUID, EmploymentStarted | EmploymentEnded]
+        ] = {}
+        self.facts_requests: list[ParticipantFactsRequested] = []
+        self.answering = True  # False: casework is down, requests go unanswered
+        self._answering: aio_pika.abc.AbstractRobustConnection | None = None
 
     # --- callers ------------------------------------------------------------------------
 
@@ -64,6 +83,55 @@ class World:
     async def close(self) -> None:
         for client in self._clients.values():
             await client.aclose()
+        if self._answering is not None:
+            await self._answering.close()
+
+    # --- casework's answers -------------------------------------------------------------
+
+    async def answer_facts_requests(self) -> None:
+        """Answer every ``facts_requested`` from now on, as casework would."""
+        self._answering = await aio_pika.connect_robust(self.sandbox.config.amqp_url)
+        channel = await self._answering.channel(publisher_confirms=True)
+        exchange = await channel.declare_exchange(
+            "pathways.events", aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange, ParticipantFactsRequested.event_type)
+
+        async def answer(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            async with message.process():
+                request = parse_payload(Envelope.from_bytes(message.body))
+                assert isinstance(request, ParticipantFactsRequested)
+                self.facts_requests.append(request)
+                if not self.answering:
+                    return
+                reply = new_envelope(self.facts_of(request), producer="casework")
+                await exchange.publish(event_message(reply), routing_key=reply.type)
+
+        await queue.consume(answer)
+
+    def facts_of(self, request: ParticipantFactsRequested) -> ParticipantFactsConfirmed:
+        recorded = list(self.casework_episodes.get(request.participant_id, {}).values())
+        return ParticipantFactsConfirmed(
+            request_id=request.request_id,
+            participant_id=request.participant_id,
+            known=True,
+            programme=self.programme,
+            provider_id=recorded[0].provider_id if recorded else self.provider,
+            episodes=[
+                EpisodeState(
+                    episode_id=e.episode_id,
+                    started_on=e.started_on,
+                    ended_on=e.ended_on,
+                    hours_per_week=e.hours_per_week,
+                    self_employed=e.self_employed,
+                )
+                for e in recorded
+            ],
+        )
+
+    def record_in_casework(self, event: EmploymentStarted | EmploymentEnded) -> None:
+        self.casework_episodes.setdefault(event.participant_id, {})[event.episode_id] = event
 
     # --- facts --------------------------------------------------------------------------
 
@@ -155,6 +223,7 @@ class World:
         **kwargs: Any,
     ) -> uuid.UUID:
         event = self.employment_event(participant_id, started_on, ended_on, **kwargs)
+        self.record_in_casework(event)
         await publish(self.sandbox, event, producer="casework")
         if wait:
             await self.until_stored(
@@ -258,19 +327,4 @@ async def publish_at(sandbox: Sandbox, payload: EventPayload, occurred_at: datet
 
 async def republish(sandbox: Sandbox, envelope: Envelope) -> None:
     """Put an envelope on the exchange again, as a broker redelivery would."""
-    connection = await aio_pika.connect(sandbox.config.amqp_url)
-    async with connection:
-        channel = await connection.channel(publisher_confirms=True)
-        exchange = await channel.declare_exchange(
-            "pathways.events", aio_pika.ExchangeType.TOPIC, durable=True
-        )
-        await exchange.publish(
-            aio_pika.Message(
-                body=envelope.to_bytes(),
-                message_id=str(envelope.event_id),
-                type=envelope.type,
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            ),
-            routing_key=envelope.type,
-        )
+    await publish(sandbox, envelope)

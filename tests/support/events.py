@@ -32,17 +32,19 @@ async def publish(
             "pathways.events", aio_pika.ExchangeType.TOPIC, durable=True
         )
         for envelope in envelopes:
-            await exchange.publish(
-                aio_pika.Message(
-                    body=envelope.to_bytes(),
-                    message_id=str(envelope.event_id),
-                    type=envelope.type,
-                    content_type="application/json",
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                ),
-                routing_key=envelope.type,
-            )
+            await exchange.publish(event_message(envelope), routing_key=envelope.type)
     return envelopes
+
+
+def event_message(envelope: Envelope) -> aio_pika.Message:
+    """The message a service's outbox relay would send for ``envelope``."""
+    return aio_pika.Message(
+        body=envelope.to_bytes(),
+        message_id=str(envelope.event_id),
+        type=envelope.type,
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
 
 
 async def outbox_events(runtime: ServiceRuntime, event_type: str | None = None) -> list[Envelope]:

@@ -33,6 +33,7 @@ from services.outcomes.api.models import (
 from shared.caller import Caller
 from shared.db import SessionDep
 from shared.errors import FieldError, conflict, not_found, parse_id, problem, unprocessable
+from shared.events.outcomes import ParticipantFactsRequested
 from shared.logging import get_logger
 from shared.pagination import decode_cursor, encode_cursor
 
@@ -106,6 +107,14 @@ async def submit_claim(
             facts_deadline=now + timedelta(seconds=settings.claim_facts_wait_seconds),
         ),
     )
+    if domain.rests_on_employment(decisions.claim_of(submitted)):
+        # An episode's change recorded just before this claim may still be on its way:
+        # casework's answer, sent after the claim, brings the employment as it stands.
+        await outbox.add(
+            session,
+            ParticipantFactsRequested(request_id=claim_id, participant_id=body.participant_id),
+            aggregate_id=body.participant_id,
+        )
     # Decided here and now if every fact it rests on is known; otherwise when they arrive.
     await decisions.settle_participant(session, outbox, body.participant_id, now=now)
     await session.commit()
