@@ -51,12 +51,15 @@ from bench.common import load_average, machine  # noqa: E402
 from pathways.sandbox import Sandbox  # noqa: E402
 from pathways.supervisor import Supervisor  # noqa: E402
 from shared.caller import request_target, sign  # noqa: E402
+from shared.events.casework import AttachmentRequested  # noqa: E402
 from shared.events.envelope import EventPayload, new_envelope  # noqa: E402
 from shared.events.referrals import (  # noqa: E402
+    AttachmentAnswered,
     Circumstances,
     PersonDetails,
     ReferralAccepted,
 )
+from tests.support.events import Answerer  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "sessions_sync.md"
 BATCH = 1000
@@ -218,7 +221,8 @@ async def _publish(sandbox: Sandbox, payloads: list[EventPayload]) -> None:
 
 
 async def _seed(sandbox: Sandbox, url: str, provider_id: uuid.UUID, count: int) -> list[str]:
-    """Participants of one provider: referrals accepted by event, then attached over HTTP."""
+    """Participants of one provider: referrals accepted by event, then attached over HTTP
+    (each attachment granted by a stand-in for referrals)."""
     programme = f"bench-{uuid.uuid4().hex[:8]}"
     referral_ids = [uuid.uuid4() for _ in range(count)]
     await _publish(
@@ -250,23 +254,42 @@ async def _seed(sandbox: Sandbox, url: str, provider_id: uuid.UUID, count: int) 
     )
     secret = sandbox.config.internal_secret
     participants: list[str] = []
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-        for rid in referral_ids:
-            headers = sign(
-                secret,
-                partner_id=provider_id,
-                kind="provider",
-                method="POST",
-                target="/v1/participants",
-            )
-            response = await client.post(
-                "/v1/participants",
-                json={"referral_id": str(rid), "attached_on": "2024-02-01", "key_worker": "kw"},
-                headers=headers,
-            )
-            if response.status_code not in (200, 201):
-                raise RuntimeError(f"seeding failed: {response.status_code} {response.text}")
-            participants.append(response.json()["id"])
+    # Only casework runs here: this plays referrals, granting the attachments it asks for.
+    seeded = set(referral_ids)
+
+    def grant(request: EventPayload) -> AttachmentAnswered | None:
+        assert isinstance(request, AttachmentRequested)
+        if request.referral_id not in seeded:
+            return None
+        return AttachmentAnswered(
+            referral_id=request.referral_id,
+            participant_id=request.participant_id,
+            granted=True,
+            status="attached",
+        )
+
+    referrals = Answerer(sandbox, AttachmentRequested.event_type, grant, producer="referrals")
+    await referrals.start()
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            for rid in referral_ids:
+                headers = sign(
+                    secret,
+                    partner_id=provider_id,
+                    kind="provider",
+                    method="POST",
+                    target="/v1/participants",
+                )
+                response = await client.post(
+                    "/v1/participants",
+                    json={"referral_id": str(rid), "attached_on": "2024-02-01", "key_worker": "kw"},
+                    headers=headers,
+                )
+                if response.status_code not in (200, 201):
+                    raise RuntimeError(f"seeding failed: {response.status_code} {response.text}")
+                participants.append(response.json()["id"])
+    finally:
+        await referrals.close()
     return participants
 
 

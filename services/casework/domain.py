@@ -169,8 +169,27 @@ class ExistingParticipant:
     attachment: Attachment
 
 
+class AttachmentState(StrEnum):
+    """Where casework's request to referrals to attach a referral stands."""
+
+    REQUESTED = "requested"  # asked; referrals has not answered yet
+    GRANTED = "granted"  # the referral is attached and the participant created
+    REFUSED = "refused"  # withdrawn or declined before referrals could attach it
+
+
+@dataclass(frozen=True)
+class AttachmentRequest:
+    """An attachment casework has asked referrals for (one a referral, ever)."""
+
+    provider_id: uuid.UUID
+    attachment: Attachment
+    state: AttachmentState
+    refused_as: str | None = None  # the referral's status when referrals refused
+
+
 class AttachmentOutcome(StrEnum):
-    CREATE = "create"
+    REQUEST = "request"  # ask referrals, then wait for its answer
+    AWAIT = "await"  # the same attachment is already asked for: wait for its answer
     ALREADY_ATTACHED = "already_attached"  # the same attachment again: 200
     NOT_FOUND = "not_found"  # 404: not routed to this provider, or never routed
     CONFLICT = "conflict"  # 409
@@ -184,13 +203,24 @@ class AttachmentDecision:
     field: str | None = None
 
 
+def _not_attachable(status: str) -> AttachmentDecision:
+    return AttachmentDecision(
+        AttachmentOutcome.CONFLICT,
+        f"The referral is {status}; only an accepted referral can be attached.",
+    )
+
+
 def decide_attachment(
     provider_id: uuid.UUID,
     request: Attachment,
     referral: ReferralFacts | None,
     existing: ExistingParticipant | None,
+    asked: AttachmentRequest | None = None,
 ) -> AttachmentDecision:
-    """Contract §3: may this provider attach this referral, and how is it answered?"""
+    """Contract §3: may this provider attach this referral, and how is it answered?
+
+    ``asked`` is the attachment already asked of referrals, if any: referrals' answer,
+    not casework's copy of the referral, settles a race with a withdrawal."""
     if referral is None or referral.provider_id != provider_id:
         return AttachmentDecision(AttachmentOutcome.NOT_FOUND, "No such referral.")
     if existing is not None:
@@ -200,18 +230,24 @@ def decide_attachment(
             AttachmentOutcome.CONFLICT,
             "This referral is already attached with a different attached_on or key_worker.",
         )
-    if referral.status != "accepted":
+    if asked is not None:
+        if asked.state is AttachmentState.REFUSED:
+            return _not_attachable(asked.refused_as or referral.status)
+        if asked.provider_id == provider_id and asked.attachment == request:
+            return AttachmentDecision(AttachmentOutcome.AWAIT)
         return AttachmentDecision(
             AttachmentOutcome.CONFLICT,
-            f"The referral is {referral.status}; only an accepted referral can be attached.",
+            "This referral is being attached with a different attached_on or key_worker.",
         )
+    if referral.status != "accepted":
+        return _not_attachable(referral.status)
     if request.attached_on < referral.referred_on:
         return AttachmentDecision(
             AttachmentOutcome.INVALID,
             f"must be on or after the referral's referred_on ({referral.referred_on})",
             field="attached_on",
         )
-    return AttachmentDecision(AttachmentOutcome.CREATE)
+    return AttachmentDecision(AttachmentOutcome.REQUEST)
 
 
 def exit_conflict(

@@ -8,12 +8,17 @@ Consumed (from the referrals service), both merged order-tolerantly into
 * ``referrals.referral.status_changed``: every status; withdrawn and declined
   referrals can then be refused with ``409``.
 
+* ``referrals.referral.attachment_answered``: the answer to an attachment casework
+  asked for with ``casework.participant.attachment_requested``. Granted, it creates the
+  participant (and publishes ``casework.participant.attached``); refused, the provider
+  is told ``409``.
+
 Consumed from the outcomes service: ``outcomes.participant.facts_requested``, answered
 with ``casework.participant.facts_confirmed`` (the participant's employment as it stands).
 
-Published (``shared/events/casework.py``; aggregate = the participant): attachment,
-assessment, employment started/ended (the episode's whole state each time), exit, and
-those answers.
+Published (``shared/events/casework.py``; aggregate = the participant): attachment
+requested and attached, assessment, employment started/ended (the episode's whole state
+each time), exit, and those answers.
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.casework.domain import ReferralNews
+from services.casework.store import attachments as attachment_store
 from services.casework.store import participants as participant_store
 from services.casework.store import referrals as referral_store
 from services.casework.store.tables import outbox
 from shared.consumer import Subscription
 from shared.events.casework import (
     AssessmentRecorded,
+    AttachmentRequested,
     EmploymentEnded,
     EmploymentStarted,
     EpisodeState,
@@ -38,8 +45,11 @@ from shared.events.casework import (
 )
 from shared.events.envelope import Envelope, parse_payload
 from shared.events.outcomes import ParticipantFactsRequested
-from shared.events.referrals import ReferralAccepted, ReferralStatusChanged
+from shared.events.referrals import AttachmentAnswered, ReferralAccepted, ReferralStatusChanged
+from shared.logging import get_logger
 from shared.outbox import Outbox
+
+log = get_logger(__name__)
 
 # Stateless: it only knows the table to write events to, in the handler's transaction.
 OUTBOX = Outbox(outbox, producer="casework")
@@ -116,14 +126,67 @@ async def handle_facts_requested(session: AsyncSession, envelope: Envelope) -> N
     await OUTBOX.add(session, answer, aggregate_id=event.participant_id)
 
 
+class AttachedElsewhere(Exception):
+    """Referrals granted an attachment of a referral that already has a participant.
+    Nothing casework does can make the two agree, so the answer ends in the dead-letter
+    queue for a person to look at."""
+
+
+async def handle_attachment_answered(session: AsyncSession, envelope: Envelope) -> None:
+    """Granted: create the participant asked for, in the same transaction as the answer
+    is recorded, so a granted request always has its participant. Refused: record it,
+    and the provider waiting on the request gets ``409``."""
+    event = parse_payload(envelope)
+    assert isinstance(event, AttachmentAnswered)
+    asked = await attachment_store.record_answer(
+        session,
+        referral_id=event.referral_id,
+        participant_id=event.participant_id,
+        granted=event.granted,
+        status=event.status,
+    )
+    if asked is None:
+        log.warning("attachment answer with no request waiting", referral_id=str(event.referral_id))
+        return
+    if not event.granted:
+        log.info("attachment refused", referral_id=str(event.referral_id), status=event.status)
+        return
+    created = await participant_store.insert_participant(
+        session,
+        participant_id=asked.participant_id,
+        referral_id=asked.referral_id,
+        programme=asked.programme,
+        provider_id=asked.provider_id,
+        referred_on=asked.referred_on,
+        attached_on=asked.attached_on,
+        key_worker=asked.key_worker,
+    )
+    if not created:
+        raise AttachedElsewhere(f"referral {asked.referral_id} already has a participant")
+    row = await participant_store.participant(session, asked.participant_id)
+    assert row is not None
+    await OUTBOX.add(session, participant_attached(row), aggregate_id=row.id)
+    log.info("participant attached", participant_id=str(row.id))
+
+
 SUBSCRIPTIONS: list[Subscription] = [
     Subscription(ReferralAccepted.event_type, batch_handler=handle_referral_news),
     Subscription(ReferralStatusChanged.event_type, batch_handler=handle_referral_news),
+    Subscription(AttachmentAnswered.event_type, handle_attachment_answered),
     Subscription(ParticipantFactsRequested.event_type, handle_facts_requested),
 ]
 
 
 # --- what casework publishes ---------------------------------------------------------
+
+
+def attachment_requested(asked: Any) -> AttachmentRequested:
+    return AttachmentRequested(
+        participant_id=asked.participant_id,
+        referral_id=asked.referral_id,
+        provider_id=asked.provider_id,
+        attached_on=asked.attached_on,
+    )
 
 
 def participant_attached(row: Any) -> ParticipantAttached:

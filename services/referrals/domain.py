@@ -448,12 +448,31 @@ class Transition:
 WITHDRAW = Transition(Status.WITHDRAWN)
 DECLINE = Transition(Status.DECLINED)
 
-# participant.attached is a fact from casework, not a request: it is applied to an
-# accepted referral and also to one withdrawn or declined while the provider was
-# attaching (the person *is* attached; casework pays for it), so the two services agree.
+# participant.attached is a fact from casework, not a request. Casework now asks first
+# (attachment_requested) and creates the participant only once granted, so it reaches
+# an attached referral; an attachment made before casework asked (an event from an
+# older version, still in flight) is applied to an accepted referral and also to one
+# withdrawn or declined meanwhile (the person *is* attached), so the two services agree.
 ATTACHABLE_STATUSES: frozenset[Status] = frozenset(
     {Status.ACCEPTED, Status.WITHDRAWN, Status.DECLINED}
 )
+
+
+def grants_attachment(
+    status: Status,
+    *,
+    routed_to: uuid.UUID | None,
+    attached_to: uuid.UUID | None,
+    provider_id: uuid.UUID,
+    participant_id: uuid.UUID,
+) -> bool:
+    """Casework asks to attach a referral (contract §3): granted to an accepted referral
+    routed to that provider, and again to the participant it was granted to. A referral
+    withdrawn or declined first is refused, so a withdrawal that was answered ``200`` is
+    never undone by an attachment, nor an attachment answered ``201`` by a withdrawal."""
+    if status is Status.ATTACHED:
+        return attached_to == participant_id
+    return status is Status.ACCEPTED and routed_to == provider_id
 
 
 # --- a referral as submitted --------------------------------------------------------------

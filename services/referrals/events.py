@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.referrals import lifecycle, store
 from shared.consumer import Subscription
-from shared.events.casework import ParticipantAttached
+from shared.events.casework import AttachmentRequested, ParticipantAttached
 from shared.events.envelope import Envelope
 from shared.events.gateway import ProgrammeDefined
 from shared.outbox import Outbox
@@ -29,7 +29,13 @@ async def handle_participant_attached(session: AsyncSession, envelope: Envelope)
     await lifecycle.participant_attached(session, OUTBOX, payload)
 
 
+async def handle_attachment_requested(session: AsyncSession, envelope: Envelope) -> None:
+    payload = AttachmentRequested.model_validate(envelope.payload)
+    await lifecycle.attachment_requested(session, OUTBOX, payload)
+
+
 SUBSCRIPTIONS: list[Subscription] = [
     Subscription(ProgrammeDefined.event_type, handle_programme_defined),
+    Subscription(AttachmentRequested.event_type, handle_attachment_requested),
     Subscription(ParticipantAttached.event_type, handle_participant_attached),
 ]

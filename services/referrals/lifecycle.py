@@ -40,6 +40,7 @@ from services.referrals.domain import (
     age_on,
     as_json,
     assess,
+    grants_attachment,
     history_for,
     is_same_request,
     outcome_of,
@@ -50,10 +51,11 @@ from services.referrals.store import ReferralRecord
 from shared.consistency import wait_for
 from shared.db import driver_transaction
 from shared.errors import Problem, conflict
-from shared.events.casework import ParticipantAttached
+from shared.events.casework import AttachmentRequested, ParticipantAttached
 from shared.events.envelope import EventPayload
 from shared.events.gateway import ProgrammeDefined
 from shared.events.referrals import (
+    AttachmentAnswered,
     Circumstances,
     PersonDetails,
     ReferralAccepted,
@@ -523,8 +525,69 @@ async def move(
 
 
 class ReferralNotReady(Exception):
-    """participant.attached for a referral this service has not stored or decided: an
+    """An attachment for a referral this service has not stored or decided: an
     out-of-order delivery. Raising sends the event round the retry queues."""
+
+
+async def attachment_requested(
+    session: AsyncSession,
+    outbox: Outbox,
+    payload: AttachmentRequested,
+    *,
+    now: datetime | None = None,
+) -> AttachmentAnswered:
+    """Casework asks to attach the referral before it answers the provider. Under the
+    referral's row lock, as withdraw and decline take it, so whichever comes first
+    wins and the other is refused: granted, the referral becomes ``attached`` here and
+    now (its status_changed goes out before the answer)."""
+    now = now or utcnow()
+    referral = await store.get_referral(session, payload.referral_id, for_update=True)
+    if referral is None or referral.status is Status.RECEIVED:
+        raise ReferralNotReady(f"referral {payload.referral_id} is not decided here yet")
+    granted = grants_attachment(
+        referral.status,
+        routed_to=referral.provider_id,
+        attached_to=referral.participant_id,
+        provider_id=payload.provider_id,
+        participant_id=payload.participant_id,
+    )
+    if granted and referral.status is Status.ACCEPTED:
+        # Its status_changed goes out first: webhooks and reporting hear of the
+        # attachment no later than casework hears it granted.
+        referral = await _attach(session, outbox, referral, payload, now=now)
+    if not granted:
+        log.info("attachment refused", referral_id=str(referral.id), status=referral.status.value)
+    answer = AttachmentAnswered(
+        referral_id=referral.id,
+        participant_id=payload.participant_id,
+        granted=granted,
+        status=referral.status.value,
+    )
+    await _publish(session, outbox, referral.id, [answer])
+    return answer
+
+
+async def _attach(
+    session: AsyncSession,
+    outbox: Outbox,
+    referral: ReferralRecord,
+    attachment: AttachmentRequested | ParticipantAttached,
+    *,
+    now: datetime,
+) -> ReferralRecord:
+    """The referral (locked by the caller) becomes ``attached`` to the participant."""
+    updated = await store.change_status(
+        session,
+        referral.id,
+        outcome=Outcome(Status.ATTACHED),
+        entry=HistoryEntry(Status.ATTACHED, now),
+        updated_at=now,
+        expected={referral.status},
+        extra={"participant_id": attachment.participant_id, "attached_on": attachment.attached_on},
+    )
+    assert updated is not None  # locked by the caller
+    await _publish(session, outbox, updated.id, _events_for_change(updated, referral.status, now))
+    return updated
 
 
 class AttachmentRefused(Exception):
@@ -573,15 +636,4 @@ async def participant_attached(
             referral_id=str(referral.id),
             status=referral.status.value,
         )
-    updated = await store.change_status(
-        session,
-        referral.id,
-        outcome=Outcome(Status.ATTACHED),
-        entry=HistoryEntry(Status.ATTACHED, now),
-        updated_at=now,
-        expected=ATTACHABLE_STATUSES,
-        extra={"participant_id": payload.participant_id, "attached_on": payload.attached_on},
-    )
-    assert updated is not None  # locked above
-    await _publish(session, outbox, updated.id, _events_for_change(updated, referral.status, now))
-    return updated
+    return await _attach(session, outbox, referral, payload, now=now)

@@ -47,6 +47,21 @@ class ParticipantAttached(EventPayload):
 
 
 @register
+class AttachmentRequested(EventPayload):
+    """Casework asks referrals to move the referral to ``attached`` before it answers
+    the provider. Referrals owns the referral's status, so an attachment and a
+    withdrawal or decline are serialised there, whichever comes first (contract §2, §3);
+    the participant is created only once referrals has granted it."""
+
+    event_type = "casework.participant.attachment_requested"
+
+    participant_id: uuid.UUID  # the participant the attachment will create
+    referral_id: uuid.UUID
+    provider_id: uuid.UUID
+    attached_on: date
+
+
+@register
 class AssessmentRecorded(EventPayload):
     event_type = "casework.assessment.recorded"
 

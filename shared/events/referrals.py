@@ -6,6 +6,9 @@ Two kinds, so each consumer gets what it needs and no more (contract §8):
   projections from it, the gateway sends webhooks from it, casework learns routing.
 * ``referrals.referral.accepted`` carries the person's details, for the provider's
   casework only. Only casework binds to it.
+
+And ``referrals.referral.attachment_answered``, the answer to an attachment casework
+asked for.
 """
 
 from __future__ import annotations
@@ -42,6 +45,21 @@ class ReferralStatusChanged(EventPayload):
     # at one instant (received, then accepted at once) share changed_at: this orders
     # them. None only in events written before it was added.
     sequence: int | None = None
+
+
+@register
+class AttachmentAnswered(EventPayload):
+    """Referrals' answer to ``casework.participant.attachment_requested``. Granted: the
+    referral is now ``attached`` to that participant. Refused: ``status`` says what it
+    had become instead (``withdrawn``, ``declined``, or ``attached`` to another
+    participant). For casework only, like the request."""
+
+    event_type = "referrals.referral.attachment_answered"
+
+    referral_id: uuid.UUID
+    participant_id: uuid.UUID
+    granted: bool
+    status: str
 
 
 class PersonDetails(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
@@ -14,13 +15,16 @@ from tests.support.apps import InProcessApps
 
 
 @pytest_asyncio.fixture
-async def casework(apps: InProcessApps, sandbox: Sandbox) -> Casework:
+async def casework(apps: InProcessApps, sandbox: Sandbox) -> AsyncIterator[Casework]:
     app = await apps.get("casework")
     # Events published before the consumer has declared and bound its queue would be
     # dropped by the exchange: wait until it is listening.
     assert app.runtime.consumer is not None
     await asyncio.wait_for(app.runtime.consumer.ready.wait(), timeout=30)
-    return Casework(app, sandbox)
+    world = Casework(app, sandbox)
+    await world.start()
+    yield world
+    await world.close()
 
 
 @pytest.fixture

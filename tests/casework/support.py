@@ -1,5 +1,6 @@
 """Helpers for the casework tests: referrals as the referrals service announces them,
-and attaching them through the casework API."""
+referrals' answers to the attachments casework asks for, and attaching through the
+casework API."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import contextlib
 import secrets
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -19,7 +20,10 @@ from pathways.sandbox import Sandbox
 from services.casework.api import router
 from services.casework.domain import uk_today
 from services.casework.store.tables import referrals
+from shared.events.casework import AttachmentRequested
+from shared.events.envelope import EventPayload
 from shared.events.referrals import (
+    AttachmentAnswered,
     Circumstances,
     PersonDetails,
     ReferralAccepted,
@@ -27,7 +31,7 @@ from shared.events.referrals import (
 )
 from tests.support.apps import RunningApp
 from tests.support.builders import random_nino
-from tests.support.events import eventually, publish
+from tests.support.events import Answerer, eventually, publish
 
 REFERRED_ON = date(2024, 2, 3)
 
@@ -148,11 +152,54 @@ async def until_person_known(cw: RunningApp, referral_id: uuid.UUID) -> None:
 
 
 @dataclass
+class ReferralsDesk:
+    """Answers casework's attachment requests as the referrals service would, for the
+    referrals these tests announced: granted, unless the referral was withdrawn or
+    declined meanwhile (``refuse``) or referrals is down (``answering`` false)."""
+
+    announced: set[uuid.UUID] = field(default_factory=set)
+    refuse: dict[uuid.UUID, str] = field(default_factory=dict)
+    requests: list[AttachmentRequested] = field(default_factory=list)
+    answering: bool = True
+
+    def answer(self, request: EventPayload) -> AttachmentAnswered | None:
+        assert isinstance(request, AttachmentRequested)
+        if request.referral_id not in self.announced:
+            return None  # another test's referral, or the real referrals service's
+        self.requests.append(request)
+        if not self.answering:
+            return None
+        refused_as = self.refuse.get(request.referral_id)
+        return AttachmentAnswered(
+            referral_id=request.referral_id,
+            participant_id=request.participant_id,
+            granted=refused_as is None,
+            status=refused_as or "attached",
+        )
+
+
+@dataclass
 class Casework:
-    """The casework app with a sandbox to publish referral events into."""
+    """The casework app with a sandbox to publish referral events into, and referrals'
+    answers to its attachment requests (``referrals``)."""
 
     app: RunningApp
     sandbox: Sandbox
+    referrals: ReferralsDesk = field(default_factory=ReferralsDesk)
+    _answerer: Answerer | None = None
+
+    async def start(self) -> None:
+        self._answerer = Answerer(
+            self.sandbox,
+            AttachmentRequested.event_type,
+            self.referrals.answer,
+            producer="referrals",
+        )
+        await self._answerer.start()
+
+    async def close(self) -> None:
+        if self._answerer is not None:
+            await self._answerer.close()
 
     def provider(self, provider_id: uuid.UUID | None = None) -> httpx.AsyncClient:
         return self.app.client(provider_id or uuid.uuid4(), "provider")
@@ -175,6 +222,7 @@ class Casework:
         """A referral the referrals service accepted and routed to ``provider_id``."""
         referral_id = referral_id or uuid.uuid4()
         programme = programme or programme_code()
+        self.referrals.announced.add(referral_id)
         await publish(
             self.sandbox,
             accepted_event(referral_id, provider_id, programme=programme, referred_on=referred_on),

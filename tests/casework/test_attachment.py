@@ -21,7 +21,7 @@ from tests.casework.support import (
     until_person_known,
     until_status,
 )
-from tests.support.events import outbox_events, publish
+from tests.support.events import eventually, outbox_events, publish
 
 
 def body(referral_id: uuid.UUID, **overrides: Any) -> dict[str, Any]:
@@ -270,6 +270,68 @@ async def test_a_withdrawal_that_arrives_before_the_acceptance_still_wins(
     assert response.status_code == 409
 
 
+async def attached_events(casework: Casework, referral_id: uuid.UUID) -> list[Any]:
+    return [
+        e
+        for e in await outbox_events(casework.app.runtime, "casework.participant.attached")
+        if e.payload["referral_id"] == str(referral_id)
+    ]
+
+
+@pytest.mark.parametrize("status", ["withdrawn", "declined"])
+async def test_an_attachment_referrals_refuses_is_409_and_leaves_nothing(
+    casework: Casework, provider, provider_id, status: str
+) -> None:
+    """The referral was withdrawn or declined in referrals, and casework's copy has not
+    heard yet: referrals' answer, not the copy, decides (contract §2, §3)."""
+    referral_id = await casework.accepted_referral(provider_id)
+    casework.referrals.refuse[referral_id] = status
+
+    response = await provider.post("/v1/participants", json=body(referral_id))
+
+    assert response.status_code == 409, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert status in response.json()["detail"]
+    assert await participant_count(casework, referral_id) == 0
+    assert await attached_events(casework, referral_id) == []
+    # Asked once; a retry is answered from the refusal, without asking again.
+    again = await provider.post("/v1/participants", json=body(referral_id))
+    assert again.status_code == 409
+    assert [r.referral_id for r in casework.referrals.requests] == [referral_id]
+
+
+async def test_an_attachment_referrals_has_not_answered_is_503_and_settled_when_it_does(
+    casework: Casework, provider, provider_id
+) -> None:
+    referral_id = await casework.accepted_referral(provider_id)
+    casework.referrals.answering = False  # referrals is down
+
+    with casework.consistency_wait(0.3):
+        response = await provider.post("/v1/participants", json=body(referral_id))
+        assert response.status_code == 503, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["retry-after"] == "2"
+        assert await participant_count(casework, referral_id) == 0
+        # While it is asked, another attachment of the referral is a conflict.
+        other = await provider.post("/v1/participants", json=body(referral_id, key_worker="kw-9"))
+        assert other.status_code == 409
+        assert "being attached" in other.json()["detail"]
+
+    # Referrals comes back and answers the request it was sent.
+    [request] = casework.referrals.requests
+    casework.referrals.answering = True
+    await publish(casework.sandbox, casework.referrals.answer(request), producer="referrals")
+
+    async def created() -> None:
+        assert await participant_count(casework, referral_id) == 1
+
+    await eventually(created)
+    retried = await provider.post("/v1/participants", json=body(referral_id))
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["id"] == str(request.participant_id)
+    assert len(await attached_events(casework, referral_id)) == 1
+
+
 async def test_attached_on_before_referred_on_is_422(
     casework: Casework, provider, provider_id
 ) -> None:
@@ -301,6 +363,7 @@ async def test_attaching_before_the_acceptance_arrives_waits_for_it(
     """§8: once a partner has seen the referral accepted, attaching it succeeds."""
     referral_id = uuid.uuid4()
     programme = programme_code()
+    casework.referrals.announced.add(referral_id)
     attach = asyncio.create_task(provider.post("/v1/participants", json=body(referral_id)))
     await asyncio.sleep(0.2)
     assert not attach.done()

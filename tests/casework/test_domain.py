@@ -15,6 +15,8 @@ from services.casework.domain import (
     REFERRAL_STAGE,
     Attachment,
     AttachmentOutcome,
+    AttachmentRequest,
+    AttachmentState,
     ExistingParticipant,
     InvalidItem,
     KnownReferral,
@@ -140,17 +142,17 @@ REFERRAL = ReferralFacts(uuid.uuid4(), "working-well", PROVIDER, "accepted", dat
 REQUEST = Attachment(REFERRAL.referral_id, date(2024, 2, 20), "kw-17")
 
 
-def decide(referral=REFERRAL, existing=None, request=REQUEST, provider=PROVIDER):
-    return decide_attachment(provider, request, referral, existing)
+def decide(referral=REFERRAL, existing=None, request=REQUEST, provider=PROVIDER, asked=None):
+    return decide_attachment(provider, request, referral, existing, asked)
 
 
 def test_an_accepted_referral_routed_here_is_attached() -> None:
-    assert decide().outcome is AttachmentOutcome.CREATE
+    assert decide().outcome is AttachmentOutcome.REQUEST
 
 
 def test_attached_on_may_equal_referred_on_but_not_precede_it() -> None:
     same_day = replace(REQUEST, attached_on=REFERRAL.referred_on)
-    assert decide(request=same_day).outcome is AttachmentOutcome.CREATE
+    assert decide(request=same_day).outcome is AttachmentOutcome.REQUEST
     early = replace(REQUEST, attached_on=REFERRAL.referred_on - timedelta(days=1))
     decision = decide(request=early)
     assert decision.outcome is AttachmentOutcome.INVALID
@@ -194,6 +196,38 @@ def test_the_same_attachment_again_is_a_retry() -> None:
 def test_a_different_attachment_of_an_attached_referral_is_a_conflict(request_) -> None:
     existing = ExistingParticipant(uuid.uuid4(), PROVIDER, REQUEST)
     assert decide(existing=existing, request=request_).outcome is AttachmentOutcome.CONFLICT
+
+
+ASKED = AttachmentRequest(PROVIDER, REQUEST, AttachmentState.REQUESTED)
+
+
+def test_the_same_attachment_while_referrals_is_asked_waits_for_its_answer() -> None:
+    assert decide(asked=ASKED).outcome is AttachmentOutcome.AWAIT
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [replace(REQUEST, attached_on=date(2024, 2, 21)), replace(REQUEST, key_worker="kw-18")],
+)
+def test_a_different_attachment_while_referrals_is_asked_is_a_conflict(request_) -> None:
+    decision = decide(request=request_, asked=ASKED)
+    assert decision.outcome is AttachmentOutcome.CONFLICT
+    assert "being attached" in decision.detail
+
+
+def test_an_attachment_referrals_refused_is_a_conflict_naming_why() -> None:
+    """Refused because the referral was withdrawn first, even while casework's copy of
+    the referral still says accepted (the withdrawal's event is on its way)."""
+    refused = replace(ASKED, state=AttachmentState.REFUSED, refused_as="withdrawn")
+    decision = decide(asked=refused)
+    assert decision.outcome is AttachmentOutcome.CONFLICT
+    assert "withdrawn" in decision.detail
+
+
+def test_a_participant_already_created_answers_before_the_request() -> None:
+    existing = ExistingParticipant(uuid.uuid4(), PROVIDER, REQUEST)
+    granted = replace(ASKED, state=AttachmentState.GRANTED)
+    assert decide(existing=existing, asked=granted).outcome is AttachmentOutcome.ALREADY_ATTACHED
 
 
 # --- exit and episode ends ------------------------------------------------------------

@@ -171,6 +171,7 @@ async def test_casework_events_carry_no_personal_data(
         "casework.employment.ended",
         "casework.employment.started",
         "casework.participant.attached",
+        "casework.participant.attachment_requested",
         "casework.participant.exited",
     ]
     text = orjson.dumps([e.payload for e in mine]).decode()
@@ -192,6 +193,7 @@ async def test_nul_characters_in_a_persons_details_do_not_block_the_referral(
     """jsonb cannot store NUL; the acceptance must still land so the referral can be
     attached (the characters are dropped)."""
     referral_id, programme = uuid.uuid4(), programme_code()
+    casework.referrals.announced.add(referral_id)
     event = accepted_event(referral_id, provider_id, programme=programme, referred_on=REFERRED_ON)
     event = event.model_copy(
         update={"person": event.person.model_copy(update={"given_name": "Sa\x00m"})}

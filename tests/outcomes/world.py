@@ -13,7 +13,6 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-import aio_pika
 import httpx
 from sqlalchemy import select
 
@@ -26,11 +25,11 @@ from shared.events.casework import (
     ParticipantAttached,
     ParticipantFactsConfirmed,
 )
-from shared.events.envelope import Envelope, EventPayload, new_envelope, parse_payload
+from shared.events.envelope import Envelope, EventPayload, new_envelope
 from shared.events.gateway import ProgrammeDefined, ProviderArea
 from shared.events.outcomes import ParticipantFactsRequested
 from tests.support.apps import RunningApp
-from tests.support.events import event_message, eventually, publish
+from tests.support.events import Answerer, eventually, publish
 
 TARIFF = {
     "attachment": 30000,
@@ -62,7 +61,7 @@ class World:
         ] = {}
         self.facts_requests: list[ParticipantFactsRequested] = []
         self.answering = True  # False: casework is down, requests go unanswered
-        self._answering: aio_pika.abc.AbstractRobustConnection | None = None
+        self._answering: Answerer | None = None
 
     # --- callers ------------------------------------------------------------------------
 
@@ -90,25 +89,15 @@ class World:
 
     async def answer_facts_requests(self) -> None:
         """Answer every ``facts_requested`` from now on, as casework would."""
-        self._answering = await aio_pika.connect_robust(self.sandbox.config.amqp_url)
-        channel = await self._answering.channel(publisher_confirms=True)
-        exchange = await channel.declare_exchange(
-            "pathways.events", aio_pika.ExchangeType.TOPIC, durable=True
+        self._answering = Answerer(
+            self.sandbox, ParticipantFactsRequested.event_type, self._answer, producer="casework"
         )
-        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await queue.bind(exchange, ParticipantFactsRequested.event_type)
+        await self._answering.start()
 
-        async def answer(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            async with message.process():
-                request = parse_payload(Envelope.from_bytes(message.body))
-                assert isinstance(request, ParticipantFactsRequested)
-                self.facts_requests.append(request)
-                if not self.answering:
-                    return
-                reply = new_envelope(self.facts_of(request), producer="casework")
-                await exchange.publish(event_message(reply), routing_key=reply.type)
-
-        await queue.consume(answer)
+    def _answer(self, request: EventPayload) -> ParticipantFactsConfirmed | None:
+        assert isinstance(request, ParticipantFactsRequested)
+        self.facts_requests.append(request)
+        return self.facts_of(request) if self.answering else None
 
     def facts_of(self, request: ParticipantFactsRequested) -> ParticipantFactsConfirmed:
         recorded = list(self.casework_episodes.get(request.participant_id, {}).values())

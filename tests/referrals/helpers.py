@@ -171,3 +171,17 @@ def attached_event(referral: dict[str, Any], provider_id: uuid.UUID, **changes: 
     }
     values.update(changes)
     return ParticipantAttached(**values)
+
+
+def attachment_request(referral: dict[str, Any], provider_id: uuid.UUID, **changes: Any):
+    """Casework asking to attach ``referral`` for a new participant."""
+    from shared.events.casework import AttachmentRequested
+
+    values: dict[str, Any] = {
+        "participant_id": uuid.uuid4(),
+        "referral_id": uuid.UUID(referral["id"]),
+        "provider_id": provider_id,
+        "attached_on": "2024-02-20",
+    }
+    values.update(changes)
+    return AttachmentRequested(**values)

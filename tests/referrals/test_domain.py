@@ -22,6 +22,7 @@ from services.referrals.domain import (
     assess,
     clean_line,
     clean_text,
+    grants_attachment,
     is_same_request,
     name_key,
     normalise_nino,
@@ -254,3 +255,36 @@ def test_today_is_the_uk_date() -> None:
     # 23:30 UTC on 30 June is already 1 July in London (BST); in winter it is not.
     assert today_uk(datetime(2024, 6, 30, 23, 30, tzinfo=UTC)) == date(2024, 7, 1)
     assert today_uk(datetime(2024, 1, 31, 23, 30, tzinfo=UTC)) == date(2024, 1, 31)
+
+
+# --- attachment asked for by casework -----------------------------------------------------
+
+ROUTED, PARTICIPANT = uuid.uuid4(), uuid.uuid4()
+
+
+def grants(status: Status, *, provider=ROUTED, attached_to=None, participant=PARTICIPANT):
+    return grants_attachment(
+        status,
+        routed_to=ROUTED,
+        attached_to=attached_to,
+        provider_id=provider,
+        participant_id=participant,
+    )
+
+
+def test_an_accepted_referral_is_granted_to_the_provider_it_is_routed_to() -> None:
+    assert grants(Status.ACCEPTED)
+    assert not grants(Status.ACCEPTED, provider=uuid.uuid4())
+
+
+@pytest.mark.parametrize(
+    "status",
+    [Status.RECEIVED, Status.REJECTED, Status.DUPLICATE, Status.WITHDRAWN, Status.DECLINED],
+)
+def test_a_referral_not_accepted_is_refused(status: Status) -> None:
+    assert not grants(status)
+
+
+def test_an_attached_referral_is_granted_again_only_to_its_participant() -> None:
+    assert grants(Status.ATTACHED, attached_to=PARTICIPANT)
+    assert not grants(Status.ATTACHED, attached_to=uuid.uuid4())

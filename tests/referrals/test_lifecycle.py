@@ -13,6 +13,7 @@ from tests.referrals.helpers import (
     Partner,
     Programme,
     attached_event,
+    attachment_request,
     dead_lettered_event_ids,
     events_of,
     statuses,
@@ -232,6 +233,97 @@ async def test_partners_who_cannot_see_a_referral_get_404(
     assert (
         await other_provider.post("/v1/referrals/not-a-uuid/decline", json=REASON)
     ).status_code == 404
+    assert (await jcp.referral(referral["id"]))["status"] == "accepted"
+
+
+# --- attachment asked for by casework ---------------------------------------------------------
+
+
+async def answer_to(sandbox: Sandbox, partner: Partner, request: Any) -> dict[str, Any]:
+    """Publish casework's request and wait for the answer referrals writes for it."""
+    referral_id = str(request.referral_id)
+
+    async def answers() -> list[dict[str, Any]]:
+        return [
+            e.payload
+            for e in await events_of(partner.app, referral_id, ATTACHMENT_ANSWERED)
+            if e.payload["participant_id"] == str(request.participant_id)
+        ]
+
+    before = len(await answers())
+    await publish(sandbox, request)
+
+    async def answered() -> dict[str, Any]:
+        now = await answers()
+        assert len(now) == before + 1
+        return now[-1]
+
+    return await eventually(answered)
+
+
+ATTACHMENT_ANSWERED = "referrals.referral.attachment_answered"
+
+
+async def test_an_attachment_asked_for_an_accepted_referral_is_granted(
+    sandbox: Sandbox, jcp: Partner, programme: Programme
+) -> None:
+    referral = await accepted_referral(jcp, programme)
+    request = attachment_request(referral, programme.provider)
+    answer = await answer_to(sandbox, jcp, request)
+
+    assert (answer["granted"], answer["status"]) == (True, "attached")
+    current = await jcp.referral(referral["id"])
+    assert statuses(current) == ["received", "accepted", "attached"]
+    # Webhooks and reporting hear of the attachment before casework hears it granted.
+    last_two = (await events_of(jcp.app, referral["id"]))[-2:]
+    assert [e.type for e in last_two] == ["referrals.referral.status_changed", ATTACHMENT_ANSWERED]
+    assert last_two[0].payload["status"] == "attached"
+    # The referral is attached now, so the referrer can no longer withdraw it.
+    withdrawn = await jcp.post(f"/v1/referrals/{referral['id']}/withdraw", json=REASON)
+    assert withdrawn.status_code == 409
+    assert statuses(await jcp.referral(referral["id"])) == ["received", "accepted", "attached"]
+
+
+@pytest.mark.parametrize("move", ["withdraw", "decline"])
+async def test_an_attachment_asked_for_after_a_withdrawal_or_decline_is_refused(
+    sandbox: Sandbox, jcp: Partner, provider: Partner, programme: Programme, move: str
+) -> None:
+    referral = await accepted_referral(jcp, programme)
+    mover = jcp if move == "withdraw" else provider
+    moved = await mover.post(f"/v1/referrals/{referral['id']}/{move}", json=REASON)
+    assert moved.status_code == 200, moved.text
+    before = await jcp.referral(referral["id"])
+
+    answer = await answer_to(sandbox, jcp, attachment_request(referral, programme.provider))
+
+    status = "withdrawn" if move == "withdraw" else "declined"
+    assert (answer["granted"], answer["status"]) == (False, status)
+    assert await jcp.referral(referral["id"]) == before
+
+
+async def test_an_attachment_asked_for_again_is_granted_to_the_same_participant_only(
+    sandbox: Sandbox, jcp: Partner, programme: Programme
+) -> None:
+    referral = await accepted_referral(jcp, programme)
+    first = attachment_request(referral, programme.provider)
+    await answer_to(sandbox, jcp, first)
+
+    # The same request under a new event id (casework re-sent it), and another participant.
+    again = await answer_to(sandbox, jcp, first)
+    other = await answer_to(sandbox, jcp, attachment_request(referral, programme.provider))
+
+    assert (again["granted"], again["status"]) == (True, "attached")
+    assert (other["granted"], other["status"]) == (False, "attached")
+    current = await jcp.referral(referral["id"])
+    assert statuses(current) == ["received", "accepted", "attached"]
+
+
+async def test_an_attachment_asked_for_by_another_provider_is_refused(
+    sandbox: Sandbox, jcp: Partner, programme: Programme
+) -> None:
+    referral = await accepted_referral(jcp, programme)
+    answer = await answer_to(sandbox, jcp, attachment_request(referral, uuid.uuid4()))
+    assert (answer["granted"], answer["status"]) == (False, "accepted")
     assert (await jcp.referral(referral["id"]))["status"] == "accepted"
 
 

@@ -11,7 +11,7 @@ import aio_pika
 from sqlalchemy import select
 
 from pathways.sandbox import Sandbox
-from shared.events.envelope import Envelope, EventPayload, new_envelope
+from shared.events.envelope import Envelope, EventPayload, new_envelope, parse_payload
 from shared.service import ServiceRuntime
 
 T = TypeVar("T")
@@ -34,6 +34,48 @@ async def publish(
         for envelope in envelopes:
             await exchange.publish(event_message(envelope), routing_key=envelope.type)
     return envelopes
+
+
+class Answerer:
+    """Plays another service in a test: answers each event of one type published from
+    ``start`` on with what ``answer`` returns (``None``: no answer, as a service that is
+    down or does not know it)."""
+
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        event_type: str,
+        answer: Callable[[EventPayload], EventPayload | None],
+        *,
+        producer: str,
+    ) -> None:
+        self.sandbox = sandbox
+        self.event_type = event_type
+        self.answer = answer
+        self.producer = producer
+        self._connection: aio_pika.abc.AbstractRobustConnection | None = None
+
+    async def start(self) -> None:
+        self._connection = await aio_pika.connect_robust(self.sandbox.config.amqp_url)
+        channel = await self._connection.channel(publisher_confirms=True)
+        exchange = await channel.declare_exchange(
+            "pathways.events", aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange, self.event_type)
+
+        async def reply(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            async with message.process():
+                answer = self.answer(parse_payload(Envelope.from_bytes(message.body)))
+                if answer is not None:
+                    envelope = new_envelope(answer, producer=self.producer)
+                    await exchange.publish(event_message(envelope), routing_key=envelope.type)
+
+        await queue.consume(reply)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
 
 
 def event_message(envelope: Envelope) -> aio_pika.Message:

@@ -34,6 +34,7 @@ from services.casework.api.models import (
 from services.casework.domain import (
     Attachment,
     AttachmentOutcome,
+    AttachmentState,
     ParticipantStatus,
     days_without_contact,
     decide_attachment,
@@ -42,12 +43,13 @@ from services.casework.domain import (
     referral_decided,
     uk_today,
 )
+from services.casework.store import attachments as attachment_store
 from services.casework.store import participants as participant_store
 from services.casework.store import referrals as referral_store
 from shared.caller import Caller
 from shared.consistency import wait_for
 from shared.db import SessionDep
-from shared.errors import FieldError, conflict, not_found, problem, unprocessable
+from shared.errors import FieldError, Problem, conflict, not_found, problem, unprocessable
 from shared.logging import get_logger
 from shared.pagination import decode_cursor, encode_cursor
 
@@ -127,6 +129,7 @@ async def render_participant(
         404: problem("No accepted referral routed to this provider."),
         409: problem("Withdrawn, declined, or already attached differently."),
         422: problem("Invalid body, or attached_on before referred_on."),
+        503: problem("The attachment is not confirmed yet; retry the same request."),
     },
 )
 async def attach(
@@ -156,11 +159,13 @@ async def attach(
     facts = await referral_store.referral_facts(session, body.referral_id, lock=True)
     request_attachment = Attachment(body.referral_id, body.attached_on, body.key_worker)
     existing = await participant_store.participant_for_referral(session, body.referral_id)
+    asked = await attachment_store.attachment_request(session, body.referral_id)
     decision = decide_attachment(
         caller.partner_id,
         request_attachment,
         facts,
         participant_store.existing_attachment(existing) if existing else None,
+        attachment_store.as_request(asked) if asked else None,
     )
     if decision.outcome is AttachmentOutcome.NOT_FOUND:
         raise not_found("referral")
@@ -173,32 +178,64 @@ async def attach(
         response.status_code = 200
         return await render_participant(session, caller, existing)
 
-    assert facts is not None
-    participant_id = uuid.uuid4()
-    created = await participant_store.insert_participant(
-        session,
-        participant_id=participant_id,
-        referral_id=facts.referral_id,
-        programme=facts.programme,
-        provider_id=caller.partner_id,
-        referred_on=facts.referred_on,
-        attached_on=body.attached_on,
-        key_worker=body.key_worker,
-    )
-    if not created:
-        # Unreachable while the referral row is locked; kept so the unique constraint,
-        # not luck, is what guarantees one participant per referral.
-        raise conflict("This referral was attached by another request; retry to see it.")
-    row = await participant_store.participant(session, participant_id)
-    assert row is not None
-    await outbox_of(request).add(
-        session, events.participant_attached(row), aggregate_id=participant_id
-    )
+    # Referrals owns the referral's status, and a withdrawal it answered a moment ago
+    # may not be in our copy yet: ask it, and answer on its answer.
+    if decision.outcome is AttachmentOutcome.REQUEST:
+        assert facts is not None
+        participant_id = uuid.uuid4()
+        await attachment_store.insert_request(
+            session,
+            participant_id=participant_id,
+            referral_id=facts.referral_id,
+            programme=facts.programme,
+            provider_id=caller.partner_id,
+            referred_on=facts.referred_on,
+            attached_on=body.attached_on,
+            key_worker=body.key_worker,
+        )
+        asked = await attachment_store.attachment_request(session, body.referral_id)
+        assert asked is not None
+        await outbox_of(request).add(
+            session, events.attachment_requested(asked), aggregate_id=participant_id
+        )
+        await session.commit()
+    else:
+        # The same attachment is already asked for (a retry, or two at once): its
+        # answer is this one's too.
+        await session.rollback()
+        response.status_code = 200
+    answered = await _answer_of(session, body.referral_id, platform.consistency_wait_seconds)
+    if answered is None:
+        # Referrals is slow or down. The request stands and is settled when it answers;
+        # the same attachment, retried, then gets the outcome.
+        raise Problem(
+            503,
+            "The referral's attachment is not confirmed yet; retry the same request shortly.",
+            headers={"Retry-After": "2"},
+        )
+    if answered.state == AttachmentState.REFUSED:
+        raise conflict(
+            f"The referral is {answered.refused_as}; only an accepted referral can be attached."
+        )
+    row = await participant_store.participant(session, answered.participant_id)
+    assert row is not None  # created in the transaction that recorded the grant
     rendered = await render_participant(session, caller, row)
-    await session.commit()
-    log.info("participant attached", participant_id=str(participant_id))
-    response.headers["Location"] = f"/v1/participants/{participant_id}"
+    await session.rollback()
+    response.headers["Location"] = f"/v1/participants/{row.id}"
     return rendered
+
+
+async def _answer_of(session: AsyncSession, referral_id: uuid.UUID, timeout: float) -> Any:
+    """Wait for referrals to answer the attachment asked of it (contract §8: briefly)."""
+
+    async def answered() -> Any:
+        try:
+            asked = await attachment_store.attachment_request(session, referral_id)
+        finally:
+            await session.rollback()  # hand the connection back while waiting
+        return asked if asked is not None and asked.state != AttachmentState.REQUESTED else None
+
+    return await wait_for(answered, timeout=timeout)
 
 
 # --- reading -----------------------------------------------------------------------

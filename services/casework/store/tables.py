@@ -97,6 +97,32 @@ Index(
     participants.c.id,
 )
 
+# Attachments casework has asked referrals for (contract §3): referrals owns the
+# referral's status, so the participant is created only once it has granted one.
+attachment_requests = Table(
+    "attachment_requests",
+    metadata,
+    Column("referral_id", UUID(as_uuid=True), primary_key=True),
+    Column("participant_id", UUID(as_uuid=True), nullable=False, unique=True),
+    Column("programme", Text, nullable=False),
+    Column("provider_id", UUID(as_uuid=True), nullable=False),
+    Column("referred_on", Date, nullable=False),
+    Column("attached_on", Date, nullable=False),
+    Column("key_worker", Text, nullable=False),
+    Column("state", Text, nullable=False, server_default="requested"),
+    # The referral's status when referrals refused (withdrawn, declined, ...).
+    Column("refused_as", Text),
+    Column("requested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("answered_at", DateTime(timezone=True)),
+    CheckConstraint("state IN ('requested', 'granted', 'refused')", name="state"),
+    CheckConstraint(
+        "(state = 'refused') = (refused_as IS NOT NULL)", name="refused_as_iff_refused"
+    ),
+    CheckConstraint(
+        "(state = 'requested') = (answered_at IS NULL)", name="answered_iff_not_requested"
+    ),
+)
+
 key_worker_assignments = Table(
     "key_worker_assignments",
     metadata,
