@@ -374,6 +374,10 @@ def prepare_output(path: Path) -> str | None:
     """Make the directory for ``path`` (and its .json beside it); say why if it can't be."""
     if path.is_dir():
         return "is a directory; name the RESULTS.md file to write"
+    if path.suffix != ".md":
+        # The summary goes to the same name with .json, and `python -m bench.render`
+        # renders that back to .md: any other name would be overwritten or orphaned.
+        return "name a .md file (its .json summary is written beside it)"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -386,7 +390,12 @@ def prepare_output(path: Path) -> str | None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short runs (about 2 minutes)")
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=RESULTS,
+        help="the .md file to write (default bench/RESULTS.md); its .json summary goes beside it",
+    )
     parser.add_argument(
         "--only",
         help="comma-separated stages for development: intake,lag,sessions,rebuild,scale",

@@ -50,6 +50,15 @@ def test_an_output_that_is_a_directory_is_refused(tmp_path: Path) -> None:
     assert "is a directory" in problem
 
 
+@pytest.mark.parametrize("name", ["RESULTS.json", "RESULTS.txt", "RESULTS"])
+def test_an_output_not_named_md_is_refused(tmp_path: Path, name: str) -> None:
+    """RESULTS.json would be overwritten by the note written after its own summary, and
+    `bench.render` renders a summary back to .md, not to .txt."""
+    problem = bench_main.prepare_output(tmp_path / name)
+    assert problem is not None
+    assert "name a .md file" in problem
+
+
 def test_a_bad_output_stops_the_bench_before_any_run(
     tmp_path: Path, runs: list[bool], capsys: pytest.CaptureFixture[str]
 ) -> None:
