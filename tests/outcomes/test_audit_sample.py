@@ -3,6 +3,7 @@ validated claims for manual evidence checks."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import uuid
 from fractions import Fraction
@@ -11,6 +12,7 @@ import pytest
 
 from services.outcomes import domain
 from tests.outcomes.world import SELF_DECLARED, World
+from tests.support.apps import TEST_POOL_SIZE
 
 pytestmark = pytest.mark.asyncio
 
@@ -88,3 +90,27 @@ async def test_only_the_programme_office_draws_samples(world: World) -> None:
     for client in (world.provider_client, world.client(uuid.uuid4(), "jcp")):
         response = await client.get("/v1/outcome-claims/audit-sample", params=params)
         assert response.status_code == 403
+
+
+async def test_calls_waiting_for_their_programme_do_not_starve_the_consumer(
+    world: World,
+) -> None:
+    """More calls waiting (§8) for a programme than the pool has connections: each
+    must hand its connection back between looks, or the consumer storing the
+    definition they wait for gets none, and every one of them ends in a 422."""
+    world.programme = f"prog-{uuid.uuid4().hex[:8]}"  # not defined yet
+    calls = 2 * TEST_POOL_SIZE + 4  # the pool and its overflow (as many again), and more
+    sampling = [
+        asyncio.create_task(
+            world.office_client.get(
+                "/v1/outcome-claims/audit-sample",
+                params={"programme": world.programme, "period": "2024-05"},
+            )
+        )
+        for _ in range(calls)
+    ]
+    await asyncio.sleep(0.3)  # let every call start waiting
+    await world.define_programme(wait=False)
+    responses = await asyncio.gather(*sampling)
+    assert [r.status_code for r in responses] == [200] * calls, responses[-1].text
+    assert {r.json()["population"] for r in responses} == {0}

@@ -74,7 +74,13 @@ async def wait_for_programme(session: AsyncSession, settings: OutcomesSettings, 
     checked_text(code, "programme")
 
     async def known() -> bool | None:
-        return True if await store.programme_exists(session, code) else None
+        try:
+            return True if await store.programme_exists(session, code) else None
+        finally:
+            # Hand the connection back between looks: the consumer storing the
+            # definition draws on the same pool, and a burst of waiting calls would
+            # otherwise hold every connection until they all time out.
+            await session.rollback()
 
     if not await wait_for(known, timeout=settings.platform.consistency_wait_seconds):
         raise unprocessable(FieldError("programme", "is not a known programme"))
