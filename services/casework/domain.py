@@ -203,7 +203,8 @@ class AttachmentDecision:
     field: str | None = None
 
 
-def _not_attachable(status: str) -> AttachmentDecision:
+def not_attachable(status: str) -> AttachmentDecision:
+    """The 409 for a referral no longer ``accepted`` (``status`` is what it became)."""
     return AttachmentDecision(
         AttachmentOutcome.CONFLICT,
         f"The referral is {status}; only an accepted referral can be attached.",
@@ -232,7 +233,7 @@ def decide_attachment(
         )
     if asked is not None:
         if asked.state is AttachmentState.REFUSED:
-            return _not_attachable(asked.refused_as or referral.status)
+            return not_attachable(asked.refused_as or referral.status)
         if asked.provider_id == provider_id and asked.attachment == request:
             return AttachmentDecision(AttachmentOutcome.AWAIT)
         return AttachmentDecision(
@@ -240,7 +241,7 @@ def decide_attachment(
             "This referral is being attached with a different attached_on or key_worker.",
         )
     if referral.status != "accepted":
-        return _not_attachable(referral.status)
+        return not_attachable(referral.status)
     if request.attached_on < referral.referred_on:
         return AttachmentDecision(
             AttachmentOutcome.INVALID,

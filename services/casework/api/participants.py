@@ -40,6 +40,7 @@ from services.casework.domain import (
     decide_attachment,
     exit_conflict,
     lacks_contact,
+    not_attachable,
     referral_decided,
     uk_today,
 )
@@ -183,7 +184,7 @@ async def attach(
     if decision.outcome is AttachmentOutcome.REQUEST:
         assert facts is not None
         participant_id = uuid.uuid4()
-        await attachment_store.insert_request(
+        asked = await attachment_store.insert_request(
             session,
             participant_id=participant_id,
             referral_id=facts.referral_id,
@@ -193,8 +194,6 @@ async def attach(
             attached_on=body.attached_on,
             key_worker=body.key_worker,
         )
-        asked = await attachment_store.attachment_request(session, body.referral_id)
-        assert asked is not None
         await outbox_of(request).add(
             session, events.attachment_requested(asked), aggregate_id=participant_id
         )
@@ -214,9 +213,7 @@ async def attach(
             headers={"Retry-After": "2"},
         )
     if answered.state == AttachmentState.REFUSED:
-        raise conflict(
-            f"The referral is {answered.refused_as}; only an accepted referral can be attached."
-        )
+        raise conflict(not_attachable(answered.refused_as).detail)
     row = await participant_store.participant(session, answered.participant_id)
     assert row is not None  # created in the transaction that recorded the grant
     rendered = await render_participant(session, caller, row)

@@ -40,19 +40,23 @@ async def insert_request(
     referred_on: date,
     attached_on: date,
     key_worker: str,
-) -> None:
-    await session.execute(
-        insert(attachment_requests).values(
-            referral_id=referral_id,
-            participant_id=participant_id,
-            programme=programme,
-            provider_id=provider_id,
-            referred_on=referred_on,
-            attached_on=attached_on,
-            key_worker=key_worker,
-            state=AttachmentState.REQUESTED,
+) -> Row[Any]:
+    return (
+        await session.execute(
+            insert(attachment_requests)
+            .values(
+                referral_id=referral_id,
+                participant_id=participant_id,
+                programme=programme,
+                provider_id=provider_id,
+                referred_on=referred_on,
+                attached_on=attached_on,
+                key_worker=key_worker,
+                state=AttachmentState.REQUESTED,
+            )
+            .returning(*attachment_requests.c)
         )
-    )
+    ).one()
 
 
 async def record_answer(
