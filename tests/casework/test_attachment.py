@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from services.casework.store.tables import participants
+from shared.events.casework import AttachmentRequested
 from tests.casework.support import (
     REFERRED_ON,
     Casework,
@@ -318,7 +319,11 @@ async def test_an_attachment_referrals_has_not_answered_is_503_and_settled_when_
         assert "being attached" in other.json()["detail"]
 
     # Referrals comes back and answers the request it was sent.
-    [request] = casework.referrals.requests
+    async def asked_once() -> AttachmentRequested:
+        assert len(casework.referrals.requests) == 1
+        return casework.referrals.requests[0]
+
+    request = await eventually(asked_once)
     casework.referrals.answering = True
     await publish(casework.sandbox, casework.referrals.answer(request), producer="referrals")
 
