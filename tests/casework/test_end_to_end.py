@@ -15,7 +15,7 @@ import pytest_asyncio
 from sqlalchemy import select
 
 from pathways.sandbox import Sandbox
-from services.casework.store.tables import participants
+from services.casework.store.tables import attachment_requests, participants
 from shared.events.gateway import ProgrammeDefined
 from tests.casework.support import Casework, until_status
 from tests.support.apps import InProcessApps, RunningApp
@@ -25,6 +25,14 @@ from tests.support.events import eventually, publish
 
 async def participant_of(casework: Casework, referral_id: str) -> uuid.UUID | None:
     query = select(participants.c.id).where(participants.c.referral_id == uuid.UUID(referral_id))
+    async with casework.app.runtime.engine.connect() as conn:
+        return (await conn.execute(query)).scalar_one_or_none()
+
+
+async def attachment_request_of(casework: Casework, referral_id: str) -> str | None:
+    """The state of casework's request to referrals to attach the referral, if it made one."""
+    table = attachment_requests
+    query = select(table.c.state).where(table.c.referral_id == uuid.UUID(referral_id))
     async with casework.app.runtime.engine.connect() as conn:
         return (await conn.execute(query)).scalar_one_or_none()
 
@@ -92,40 +100,6 @@ async def test_attachment_marks_the_referral_attached_through_the_broker(
         assert again.json()["id"] == attached.json()["id"]
 
 
-async def test_a_withdrawn_referral_cannot_be_attached_end_to_end(
-    sandbox: Sandbox, referrals: RunningApp, casework: Casework
-) -> None:
-    provider_id = uuid.uuid4()
-    code = f"e2e-{secrets.token_hex(4)}"
-    definition = programme_body(
-        code, [{"partner_id": str(provider_id), "local_authorities": ["Wigan"]}]
-    )
-    await publish(sandbox, ProgrammeDefined.model_validate(definition), producer="gateway")
-
-    async with (
-        referrals.client(uuid.uuid4(), "jcp") as jcp,
-        casework.app.client(provider_id, "provider") as provider,
-    ):
-        referral_id = (await jcp.post("/v1/referrals", json=referral_body(code))).json()["id"]
-
-        async def accepted() -> None:
-            response = await jcp.get(f"/v1/referrals/{referral_id}")
-            assert response.json()["status"] == "accepted"
-
-        await eventually(accepted)
-        withdrawn = await jcp.post(
-            f"/v1/referrals/{referral_id}/withdraw", json={"reason": "moved away"}
-        )
-        assert withdrawn.status_code == 200, withdrawn.text
-
-        await until_status(casework.app, uuid.UUID(referral_id), "withdrawn")
-        response = await provider.post(
-            "/v1/participants",
-            json={"referral_id": referral_id, "attached_on": "2024-02-20", "key_worker": "kw-1"},
-        )
-        assert response.status_code == 409, response.text
-
-
 # --- an attachment and a withdrawal, one after the other or at once -------------------------
 
 
@@ -177,6 +151,24 @@ async def parties(
         casework.app.client(provider_id, "provider") as provider,
     ):
         yield Parties(code, jcp, provider)
+
+
+async def test_a_referral_casework_knows_is_withdrawn_is_refused_without_asking(
+    parties: Parties, casework: Casework
+) -> None:
+    """Once casework's copy says withdrawn, the attachment is 409 at once, and no request
+    goes to referrals."""
+    referral_id = await parties.accepted_referral()
+    withdrawn = await parties.withdraw(referral_id)
+    assert withdrawn.status_code == 200, withdrawn.text
+    await until_status(casework.app, uuid.UUID(referral_id), "withdrawn")
+
+    response = await parties.attach(referral_id)
+
+    assert response.status_code == 409, response.text
+    assert "withdrawn" in response.json()["detail"]
+    assert await attachment_request_of(casework, referral_id) is None
+    assert await participant_of(casework, referral_id) is None
 
 
 async def test_an_attachment_posted_right_after_a_withdrawal_is_refused(
