@@ -11,10 +11,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError
@@ -96,6 +96,17 @@ def problem_response(problem: Problem) -> Response:
 def not_found(what: str = "resource") -> Problem:
     # The same answer whether the thing does not exist or belongs to someone else (§1).
     return Problem(404, f"No such {what}.")
+
+
+# A path id, documented as the UUID it is. It is taken as a string so that one which is
+# not a UUID gets parse_id's 404 (§1), not FastAPI's 422.
+PathId = Annotated[
+    str,
+    Path(
+        json_schema_extra={"format": "uuid"},
+        description="The id the resource was created with; any other value is 404.",
+    ),
+]
 
 
 def parse_id(raw: str, what: str) -> uuid.UUID:

@@ -112,6 +112,26 @@ async def test_operations_say_which_partner_kinds_may_call_them(
     assert "403" in audit["responses"]
 
 
+async def test_every_path_id_is_documented_as_a_uuid(gateway: GatewayUnderTest) -> None:
+    """A generated client should type ids as UUIDs, as every id the platform issues is
+    (a programme's code is a code, not an id)."""
+    document = await _document(gateway)
+    path_ids = {
+        (path, parameter["name"]): parameter["schema"]
+        for path, item in document["paths"].items()
+        for operation in item.values()
+        if isinstance(operation, dict)
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "path" and parameter["name"].endswith("_id")
+    }
+    assert ("/v1/referrals/{referral_id}", "referral_id") in path_ids
+    assert ("/v1/participants/{participant_id}/employment/{episode_id}/end", "episode_id") in (
+        path_ids
+    )
+    not_uuids = {key: schema for key, schema in path_ids.items() if schema.get("format") != "uuid"}
+    assert not_uuids == {}
+
+
 async def test_the_docs_page_renders_the_document(gateway: GatewayUnderTest) -> None:
     async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
         response = await client.get("/docs")

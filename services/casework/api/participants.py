@@ -50,7 +50,7 @@ from services.casework.store import referrals as referral_store
 from shared.caller import Caller
 from shared.consistency import wait_for
 from shared.db import SessionDep
-from shared.errors import FieldError, Problem, conflict, not_found, problem, unprocessable
+from shared.errors import FieldError, PathId, Problem, conflict, not_found, problem, unprocessable
 from shared.logging import get_logger
 from shared.pagination import decode_cursor, encode_cursor
 
@@ -251,7 +251,7 @@ async def _answer_of(session: AsyncSession, referral_id: uuid.UUID, timeout: flo
     },
 )
 async def get_participant(
-    participant_id: str, caller: ReaderDep, session: SessionDep
+    participant_id: PathId, caller: ReaderDep, session: SessionDep
 ) -> ParticipantOut:
     row = await visible_participant(session, caller, participant_id)
     return await render_participant(session, caller, row)
@@ -359,7 +359,7 @@ async def list_participants(
     },
 )
 async def exit_participant(
-    participant_id: str, body: ExitIn, caller: ProviderDep, session: SessionDep, request: Request
+    participant_id: PathId, body: ExitIn, caller: ProviderDep, session: SessionDep, request: Request
 ) -> ParticipantOut:
     row = await visible_participant(session, caller, participant_id, lock=True)
     if body.left_on < row.attached_on:
@@ -396,7 +396,7 @@ async def exit_participant(
     },
 )
 async def reassign_key_worker(
-    participant_id: str, body: KeyWorkerIn, caller: ProviderDep, session: SessionDep
+    participant_id: PathId, body: KeyWorkerIn, caller: ProviderDep, session: SessionDep
 ) -> ParticipantOut:
     row = await visible_participant(session, caller, participant_id, lock=True)
     if row.status != ParticipantStatus.ACTIVE:

@@ -31,7 +31,7 @@ from services.casework.api.participants import episode_out
 from services.casework.domain import after_exit, end_conflict, severe_barriers, uk_today
 from services.casework.store import participants as participant_store
 from shared.db import SessionDep
-from shared.errors import FieldError, conflict, not_found, problem, unprocessable
+from shared.errors import FieldError, PathId, conflict, not_found, problem, unprocessable
 from shared.logging import get_logger
 
 router = APIRouter(tags=["casework"])
@@ -83,7 +83,7 @@ def assessment_out(row: Row[Any]) -> AssessmentOut:
     },
 )
 async def record_assessment(
-    participant_id: str,
+    participant_id: PathId,
     body: AssessmentIn,
     caller: ProviderDep,
     session: SessionDep,
@@ -144,7 +144,7 @@ async def record_assessment(
     },
 )
 async def list_assessments(
-    participant_id: str, caller: ReaderDep, session: SessionDep
+    participant_id: PathId, caller: ReaderDep, session: SessionDep
 ) -> AssessmentList:
     participant = await visible_participant(session, caller, participant_id)
     rows = await participant_store.assessments_of(session, participant.id)
@@ -158,7 +158,7 @@ async def list_assessments(
     responses={403: problem("Referrers do not see casework."), 404: problem("No such assessment.")},
 )
 async def get_assessment(
-    participant_id: str, assessment_id: str, caller: ReaderDep, session: SessionDep
+    participant_id: PathId, assessment_id: PathId, caller: ReaderDep, session: SessionDep
 ) -> AssessmentOut:
     participant = await visible_participant(session, caller, participant_id)
     wanted = parse_id(assessment_id, "assessment")
@@ -193,7 +193,7 @@ def _hours(value: float) -> Decimal:
     },
 )
 async def start_employment(
-    participant_id: str,
+    participant_id: PathId,
     body: EpisodeIn,
     caller: ProviderDep,
     session: SessionDep,
@@ -264,7 +264,7 @@ async def start_employment(
     responses={403: problem("Referrers do not see casework."), 404: problem("No such episode.")},
 )
 async def get_episode(
-    participant_id: str, episode_id: str, caller: ReaderDep, session: SessionDep
+    participant_id: PathId, episode_id: PathId, caller: ReaderDep, session: SessionDep
 ) -> EpisodeOut:
     participant = await visible_participant(session, caller, participant_id)
     row = await participant_store.episode(session, participant.id, parse_id(episode_id, "episode"))
@@ -290,8 +290,8 @@ async def get_episode(
     },
 )
 async def end_employment(
-    participant_id: str,
-    episode_id: str,
+    participant_id: PathId,
+    episode_id: PathId,
     body: EpisodeEndIn,
     caller: ProviderDep,
     session: SessionDep,

@@ -40,7 +40,7 @@ from services.casework.domain import (
 )
 from services.casework.store import sessions as session_store
 from shared.db import SessionDep
-from shared.errors import FieldError, Problem, problem, unprocessable
+from shared.errors import FieldError, PathId, Problem, problem, unprocessable
 from shared.logging import get_logger
 
 router = APIRouter(tags=["casework"])
@@ -280,7 +280,9 @@ async def sync_sessions(caller: ProviderDep, session: SessionDep, request: Reque
         404: problem("No such participant."),
     },
 )
-async def list_sessions(participant_id: str, caller: ReaderDep, session: SessionDep) -> SessionList:
+async def list_sessions(
+    participant_id: PathId, caller: ReaderDep, session: SessionDep
+) -> SessionList:
     participant = await visible_participant(session, caller, participant_id)
     rows = await session_store.sessions_of(session, participant.id)
     return SessionList(

@@ -28,7 +28,7 @@ from services.gateway.api.models import (
 )
 from shared.caller import PartnerKind, require_kind
 from shared.db import SessionDep
-from shared.errors import FieldError, Problem, not_found, parse_id, unprocessable
+from shared.errors import FieldError, PathId, Problem, not_found, parse_id, unprocessable
 from shared.logging import get_logger
 from shared.pagination import decode_cursor, encode_cursor
 
@@ -111,7 +111,7 @@ async def list_webhooks(partner: PartnerDep, session: SessionDep) -> WebhookList
     tags=["webhooks"],
     summary="Delete a webhook; deliveries not yet made are cancelled",
 )
-async def delete_webhook(webhook_id: str, partner: PartnerDep, session: SessionDep) -> Response:
+async def delete_webhook(webhook_id: PathId, partner: PartnerDep, session: SessionDep) -> Response:
     row = await store.get_subscription(session, partner.partner_id, parse_id(webhook_id, "webhook"))
     if row is None:
         raise not_found("webhook")
@@ -129,7 +129,7 @@ async def delete_webhook(webhook_id: str, partner: PartnerDep, session: SessionD
     summary="Deliveries to a webhook, newest first; ?status=failed lists the given-up ones",
 )
 async def list_deliveries(
-    webhook_id: str,
+    webhook_id: PathId,
     partner: PartnerDep,
     session: SessionDep,
     status: Literal["pending", "retrying", "delivered", "failed", "cancelled"] | None = None,

@@ -32,7 +32,7 @@ from services.outcomes.api.models import (
 )
 from shared.caller import Caller
 from shared.db import SessionDep
-from shared.errors import FieldError, conflict, not_found, parse_id, problem, unprocessable
+from shared.errors import FieldError, PathId, conflict, not_found, parse_id, problem, unprocessable
 from shared.events.outcomes import ParticipantFactsRequested
 from shared.logging import get_logger
 from shared.pagination import decode_cursor, encode_cursor
@@ -213,7 +213,7 @@ async def list_claims(
         404: problem("No such claim visible to the caller."),
     },
 )
-async def get_claim(claim_id: str, caller: ReaderDep, session: SessionDep) -> ClaimOut:
+async def get_claim(claim_id: PathId, caller: ReaderDep, session: SessionDep) -> ClaimOut:
     row = await _visible_claim(session, caller, claim_id)
     return claim_out(row)
 
@@ -230,7 +230,7 @@ async def get_claim(claim_id: str, caller: ReaderDep, session: SessionDep) -> Cl
     },
 )
 async def decide_claim(
-    claim_id: str,
+    claim_id: PathId,
     body: DecisionIn,
     caller: ProgrammeOfficeDep,
     session: SessionDep,

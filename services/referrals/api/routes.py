@@ -27,7 +27,7 @@ from services.referrals.domain import (
 from services.referrals.settings import ReferralsSettings
 from shared.caller import Caller, CallerDep, PartnerKind, require_kind
 from shared.db import SessionDep
-from shared.errors import FieldError, not_found, parse_id, problem, unprocessable
+from shared.errors import FieldError, PathId, not_found, parse_id, problem, unprocessable
 from shared.outbox import Outbox
 from shared.pagination import decode_cursor, encode_cursor
 from shared.service import ServiceRuntime
@@ -183,7 +183,7 @@ async def list_referrals(
     responses={401: UNAUTHORISED, 404: problem("No such referral, or not the caller's")},
     summary="One referral",
 )
-async def get_referral(referral_id: str, caller: CallerDep, session: SessionDep) -> ReferralOut:
+async def get_referral(referral_id: PathId, caller: CallerDep, session: SessionDep) -> ReferralOut:
     referral = await store.get_referral(session, parse_id(referral_id, "referral"))
     if referral is None or not access.can_see(caller, referral):
         raise not_found("referral")
@@ -200,7 +200,7 @@ _MOVE_RESPONSES = {
 
 
 async def _move(
-    referral_id: str,
+    referral_id: PathId,
     body: ReasonIn,
     caller: Caller,
     session: SessionDep,
@@ -227,7 +227,7 @@ async def _move(
     summary="The partner that made the referral withdraws it",
 )
 async def withdraw_referral(
-    referral_id: str,
+    referral_id: PathId,
     body: ReasonIn,
     session: SessionDep,
     runtime: RuntimeDep,
@@ -243,7 +243,7 @@ async def withdraw_referral(
     summary="The provider records that the person declined or did not attend",
 )
 async def decline_referral(
-    referral_id: str,
+    referral_id: PathId,
     body: ReasonIn,
     session: SessionDep,
     runtime: RuntimeDep,
