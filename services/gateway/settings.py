@@ -56,9 +56,10 @@ class GatewaySettings(ServiceSettings):
     # Largest request body accepted; a bulk session sync (up to 1,000 items with notes)
     # has its own, larger cap. Bigger bodies get 413 before any service sees them.
     # The bulk cap is casework's own: 1,000 items of 10,000 characters of notes, each
-    # character sent as a six-byte \uXXXX escape (json.dumps's default), is about 61 MB.
+    # character outside the BMP and sent as a twelve-byte surrogate pair of \uXXXX
+    # escapes (json.dumps's default), is about 123 MB.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    max_bulk_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_bulk_body_bytes: int = Field(default=128 * 1024 * 1024, ge=1024)
     # A service that is down refuses the connection at once; a short connect timeout
     # covers one that does not answer at all, so partners get 503 quickly, never a hang.
     upstream_connect_timeout: float = Field(default=1.0, gt=0)

@@ -3,14 +3,17 @@ contract fixes (session kinds, attendance, barrier keys) kept in one place."""
 
 from __future__ import annotations
 
+import json
 import typing
+import uuid
 
 import asyncpg
 import pytest
 
 from services.casework.api import models
-from services.casework.api.sessions import _retryable
+from services.casework.api.sessions import MAX_BODY_BYTES, _retryable
 from services.casework.domain import BARRIER_KEYS, Attendance, SessionKind
+from services.gateway.settings import GatewaySettings
 from tests.casework.support import openapi
 
 OPENAPI = openapi()
@@ -53,6 +56,41 @@ def test_the_bulk_body_is_documented_although_read_by_hand() -> None:
     }
     assert "$ref" not in str(schema)  # self-contained: the gateway merges documents
     assert "413" in OPENAPI["paths"]["/v1/sessions/bulk"]["post"]["responses"]
+
+
+def test_the_largest_valid_sync_fits_under_both_body_caps() -> None:
+    """Every string as long as the model allows, and every character outside the BMP,
+    which json.dumps sends as a twelve-byte surrogate pair of escapes: still not 413."""
+    schema = models.SessionsIn.model_json_schema()
+    properties = schema["$defs"]["SessionIn"]["properties"]
+
+    def longest(name: str) -> str:
+        (limit,) = [
+            arm["maxLength"]
+            for arm in properties[name].get("anyOf", [properties[name]])
+            if "maxLength" in arm
+        ]
+        return "\U0001f600" * limit
+
+    item = {
+        "external_id": longest("external_id"),
+        "participant_id": str(uuid.uuid4()),
+        "occurred_at": "2024-03-01T10:00:00.000000+00:00",
+        "kind": "in_work_support",
+        "duration_minutes": 1440,
+        "attendance": "did_not_attend",
+        "modified_at": "2024-03-01T10:00:00.000000+00:00",
+        "notes": longest("notes"),
+    }
+    one = json.dumps(item)
+    models.SessionIn.model_validate_json(one)  # a valid item, not merely a long one
+    items = schema["properties"]["sessions"]["maxItems"]
+    assert items == 1000
+    largest = len('{"sessions": []}') + items * (len(one) + len(", "))
+
+    assert largest > 120_000_000  # the worst case really is this big
+    assert largest <= MAX_BODY_BYTES
+    assert largest <= GatewaySettings().max_bulk_body_bytes
 
 
 def test_session_vocabularies_match_the_domain() -> None:

@@ -47,9 +47,10 @@ router = APIRouter(tags=["casework"])
 log = get_logger(__name__)
 
 # The largest sync the contract allows stays below this: 1,000 items whose 10,000
-# characters of notes are each sent as a six-byte \uXXXX escape (json.dumps's default)
-# come to about 61 MB. Anything bigger is not a sync. The gateway's cap is the same.
-MAX_BODY_BYTES = 64 * 1024 * 1024
+# characters of notes are all outside the BMP, each sent as a twelve-byte surrogate
+# pair of \uXXXX escapes (json.dumps's default), come to about 123 MB. Anything bigger
+# is not a sync. The gateway's cap is the same.
+MAX_BODY_BYTES = 128 * 1024 * 1024
 # Two syncs creating the same new sessions at the same moment: one retries.
 SYNC_ATTEMPTS = 5
 RETRYABLE_SQLSTATES = frozenset(
