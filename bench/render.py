@@ -504,7 +504,17 @@ def _sessions(data: dict, plan: dict, cores: int, rows: list, sections: list) ->
             ),
             *_profile(data.get("profile", {}), "sessions sync"),
             "**What limits it.** "
-            + (_sessions_budget(data["cpu"], cores) if data.get("cpu") else "")
+            + (
+                _sessions_budget(
+                    data["cpu"],
+                    cores,
+                    rate=median(rates),
+                    in_flight=plan["session_concurrency"],
+                    batch_p50_ms=median(p50),
+                )
+                if data.get("cpu")
+                else ""
+            )
             + SESSIONS_NOTE,
         ]
     )
@@ -519,15 +529,30 @@ SESSIONS_NOTE = (
 )
 
 
-def _sessions_budget(cpu: list[dict], cores: int) -> str:
+def _sessions_budget(
+    cpu: list[dict], cores: int, *, rate: float, in_flight: int, batch_p50_ms: float
+) -> str:
     """The CPU a batch may cost if the parts are to reach the goal on these cores, against
-    what this run's batches cost: derived, so a slower machine's run says so."""
+    what this run's batches cost, and, where the CPU would allow the goal but the run
+    missed it, the load's own ceiling: derived, so a slower machine's run says so."""
     batches_per_second = SESSIONS_GOAL / SESSION_BATCH
     budget = cores * 1000 / batches_per_second
     spent = _cpu_total(cpu)
-    if spent <= budget / 2:
+    within = spent <= budget
+    if within and rate < SESSIONS_GOAL:
+        ceiling = in_flight * SESSION_BATCH * 1000 / batch_p50_ms
+        verdict = (
+            "so the CPU alone would allow the goal, yet the run missed it: with "
+            f"{in_flight} batches in flight each would have to finish within "
+            f"{in_flight * 1000 / batches_per_second:.0f} ms, and the batch p50 was "
+            f"{_n(batch_p50_ms)} ms, which caps the rate near {_n(ceiling)} sessions/s. A "
+            "batch's time is its parts' CPU one after the other (the gateway, then casework, "
+            "then PostgreSQL) plus its wait for the cores the other batches are using, so "
+            "less CPU per batch is what would lift it"
+        )
+    elif spent <= budget / 2:
         verdict = "so the goal holds with room"
-    elif spent <= budget:
+    elif within:
         verdict = "so the goal holds, with little room"
     else:
         verdict = "more than the budget, so the goal cannot hold while they share these cores"

@@ -55,19 +55,39 @@ def test_the_re_based_ratio_says_when_re_basing_would_meet_the_goal() -> None:
 
 def test_the_sessions_budget_is_the_cores_over_the_goal_against_the_run() -> None:
     runs = [{"casework": 20.0, "postgresql": 10.0}, {"casework": 24.0, "postgresql": 12.0}]
-    text = _sessions_budget(runs, cores=2)
+    text = _sessions_budget(runs, cores=2, rate=40_000, in_flight=2, batch_p50_ms=50)
     # 20 batches a second on 2 cores: 100 ms a batch; medians 22 + 11 = 33 ms.
     assert "may spend at most about 100 ms per batch" in text
     assert "they spent 33.0 ms, 33% of that, so the goal holds with room" in text
 
 
 def test_the_sessions_budget_says_when_little_room_or_none_is_left() -> None:
+    met = {"rate": 21_000, "in_flight": 2, "batch_p50_ms": 95}
     assert "59% of that, so the goal holds, with little room" in _sessions_budget(
-        [{"casework": 40.0, "postgresql": 19.0}], cores=2
+        [{"casework": 40.0, "postgresql": 19.0}], cores=2, **met
     )
-    over = _sessions_budget([{"casework": 40.0, "postgresql": 19.0}], cores=1)
+    missed = {"rate": 12_000, "in_flight": 2, "batch_p50_ms": 160}
+    over = _sessions_budget([{"casework": 40.0, "postgresql": 19.0}], cores=1, **missed)
     assert "at most about 50 ms per batch" in over
     assert "118% of that, more than the budget, so the goal cannot hold" in over
+
+
+def test_the_sessions_budget_names_the_load_s_ceiling_when_the_cpu_would_allow_the_goal() -> None:
+    """Within the CPU budget, but the run missed: 2 batches in flight at a 105 ms p50
+    cap the rate near 2 x 1,000 / 0.105 s = 19,048/s, whatever the cores could do."""
+    text = _sessions_budget(
+        [{"casework": 40.5, "postgresql": 22.0, "gateway": 6.5}],
+        cores=2,
+        rate=18_986,
+        in_flight=2,
+        batch_p50_ms=105,
+    )
+    assert "69.0 ms, 69% of that, so the CPU alone would allow the goal, yet the run missed it" in (
+        text
+    )
+    assert "each would have to finish within 100 ms" in text
+    assert "caps the rate near 19,048 sessions/s" in text
+    assert "holds" not in text
 
 
 def test_a_summary_without_the_outbox_floor_renders_without_its_rows() -> None:
