@@ -20,6 +20,7 @@ import contextlib
 import shutil
 import subprocess
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,12 +50,19 @@ class ProbeState:
     serial: int = 0
 
 
+# How often the sampler counts the events waiting, by place, during a run.
+SAMPLE_INTERVAL = 0.25
+
+
 @dataclass
 class LagRun:
     lags_ms: list[float]
     unseen: int
     paced: WrkRun
     target_per_second: float
+    # The most events seen waiting at once in each place ("outbox:referrals",
+    # "queue:reporting", ...) during the run: where the lag was spent.
+    most_waiting: dict[str, int] = field(default_factory=dict)
 
     @property
     def p50_ms(self) -> float:
@@ -74,6 +82,7 @@ class LagRun:
             "paced_per_second": self.paced.per_second,
             "target_per_second": self.target_per_second,
             "paced_p50_ms": self.paced.p50_ms,
+            "most_waiting": self.most_waiting,
         }
 
 
@@ -158,44 +167,75 @@ async def measure(
                     unseen += 1
             await asyncio.sleep(POLL_INTERVAL)
 
-    async with bench.referrer.client() as referrer, bench.office.client() as office:
+    most_waiting: dict[str, int] = {}
+
+    async def sample(waiting: Waiting) -> None:
+        while True:
+            for place, count in (await waiting.by_place()).items():
+                most_waiting[place] = max(most_waiting.get(place, 0), count)
+            await asyncio.sleep(SAMPLE_INTERVAL)
+
+    async with (
+        Waiting.open(bench) as waiting,
+        bench.referrer.client() as referrer,
+        bench.office.client() as office,
+    ):
         poller = asyncio.create_task(poll(office))
+        sampler = asyncio.create_task(sample(waiting))
         try:
             await post_probes(referrer)
             paced = await load
             await poller
         finally:
-            for task in (poller, load):
+            for task in (poller, load, sampler):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
     bench.referrals_sent += paced.requests - paced.non_2xx
-    return LagRun(lags, unseen, paced, target_per_second)
+    return LagRun(lags, unseen, paced, target_per_second, most_waiting)
 
 
-async def _backlog(bench: Bench, connection: aio_pika.abc.AbstractConnection) -> int:
-    """Events not yet handled: outbox rows not yet published, messages waiting in the
-    services' queues."""
-    config = bench.platform.config
-    waiting = 0
-    channel = await connection.channel()
-    for service in SERVICES:
+class Waiting:
+    """Counts events not yet handled, by place: outbox rows not yet published, and
+    messages waiting in the services' queues (not those a consumer holds unacknowledged)."""
+
+    def __init__(
+        self,
+        connection: aio_pika.abc.AbstractConnection,
+        channel: aio_pika.abc.AbstractChannel,
+        conn: asyncpg.Connection,
+    ) -> None:
+        self._connection = connection
+        self._channel = channel
+        self._conn = conn
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, bench: Bench) -> AsyncIterator[Waiting]:
+        config = bench.platform.config
+        connection = await aio_pika.connect(config.amqp_url)
+        conn = await asyncpg.connect(f"{config.admin_dsn.rsplit('/', 1)[0]}/{config.database}")
         try:
-            queue = await channel.declare_queue(f"pathways.{service}", passive=True)
-        except aio_pika.exceptions.ChannelClosed:
-            channel = await connection.channel()  # no such queue: not a consumer
-            continue
-        waiting += queue.declaration_result.message_count or 0
-    conn = await asyncpg.connect(f"{config.admin_dsn.rsplit('/', 1)[0]}/{config.database}")
-    try:
+            async with connection:
+                yield cls(connection, await connection.channel(), conn)
+        finally:
+            await conn.close()
+
+    async def by_place(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
         for service in SERVICES:
-            if await conn.fetchval("SELECT to_regclass($1)", f"{service}.outbox"):
-                waiting += await conn.fetchval(
+            try:
+                queue = await self._channel.declare_queue(f"pathways.{service}", passive=True)
+                counts[f"queue:{service}"] = queue.declaration_result.message_count or 0
+            except aio_pika.exceptions.ChannelClosed:
+                # No such queue (not a consumer): the broker closed the channel.
+                self._channel = await self._connection.channel()
+        for service in SERVICES:
+            if await self._conn.fetchval("SELECT to_regclass($1)", f"{service}.outbox"):
+                counts[f"outbox:{service}"] = await self._conn.fetchval(
                     f'SELECT count(*) FROM "{service}".outbox WHERE published_at IS NULL'
                 )
-    finally:
-        await conn.close()
-    return waiting
+        return counts
 
 
 def _in_queues(vhost: str) -> int:
@@ -223,8 +263,7 @@ async def drain(bench: Bench, timeout: float = 300.0) -> float:
     started = time.perf_counter()
     params = {"programme": bench.programme}
     quiet = 0
-    connection = await aio_pika.connect(bench.platform.config.amqp_url)
-    async with connection, bench.office.client() as office:
+    async with Waiting.open(bench) as places, bench.office.client() as office:
         while True:
             if time.perf_counter() - started > timeout:
                 raise RuntimeError(f"the platform did not settle within {timeout:.0f}s")
@@ -235,7 +274,7 @@ async def drain(bench: Bench, timeout: float = 300.0) -> float:
             if response.status_code != 200:
                 raise RuntimeError(f"report: {response.status_code} {response.text[:300]}")
             counted = response.json()["rows"][0]["referrals"] or 0
-            waiting = await _backlog(bench, connection)
+            waiting = sum((await places.by_place()).values())
             quiet = quiet + 1 if counted >= bench.referrals_sent and waiting == 0 else 0
             # Passive declares count only messages not yet delivered; a consumer may
             # still hold up to its prefetch. rabbitmqctl counts those too (it is slow, so

@@ -6,7 +6,9 @@ import json
 
 from bench.common import REPO
 from bench.render import (
+    LAG_NOTE,
     _intake_path_ceiling,
+    _lag_limit,
     _profile,
     _rebased_floor,
     _sessions_budget,
@@ -127,3 +129,31 @@ def test_each_profiled_service_gets_its_packages_and_hottest_functions() -> None
         f"  - 2% `f:{n}.py f{n}`" for n in range(5)
     ]
     assert _profile({}, "intake") == []
+
+
+def test_the_lag_s_limit_names_the_outbox_where_most_events_waited() -> None:
+    runs = [
+        {"most_waiting": {"outbox:referrals": 180, "queue:reporting": 0, "queue:casework": 4}},
+        {"most_waiting": {"outbox:referrals": 396, "queue:reporting": 12}},
+    ]
+    text = _lag_limit(runs)
+    assert "the referrals outbox 396, the reporting queue 12, the casework queue 4." in text
+    assert "Most waited in the referrals outbox" in text
+    assert "the relay is what fell behind, not the consumers" in text
+
+
+def test_the_lag_s_limit_names_a_queue_when_a_consumer_fell_behind() -> None:
+    text = _lag_limit([{"most_waiting": {"outbox:referrals": 3, "queue:reporting": 150}}])
+    assert "the reporting queue 150, the referrals outbox 3." in text
+    assert "Most waited in the reporting queue: its consumer is what fell behind" in text
+    assert "relay is what fell behind" not in text
+
+
+def test_the_lag_s_limit_says_when_nothing_was_seen_waiting() -> None:
+    text = _lag_limit([{"most_waiting": {"outbox:referrals": 0, "queue:reporting": 0}}])
+    assert "No event was seen waiting in an outbox or a queue (sampled every 250 ms)" in text
+    assert "Most waited" not in text
+
+
+def test_a_summary_from_before_the_sampling_keeps_the_design_note() -> None:
+    assert _lag_limit([{"p99_ms": 600.0}, {"p99_ms": 700.0}]) == LAG_NOTE
