@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -161,29 +160,6 @@ async def test_a_full_batch_of_1000_is_stored(casework: Casework, provider, prov
     assert [r["external_id"] for r in results] == [f"s-{i:04d}" for i in range(1000)]
     assert await provider_session_count(casework, provider_id) == 1000
     assert {r["status"] for r in await sync(provider, *batch)} == {"unchanged"}
-
-
-async def test_the_largest_sync_the_model_allows_is_taken_whole(
-    casework: Casework, provider, provider_id
-) -> None:
-    """1,000 items whose ids and notes are at their longest and all outside the BMP:
-    json.dumps sends each character as two escapes, about 123 MB in all. Not 413."""
-    pid = (await casework.participant(provider, provider_id))["id"]
-    face = "\U0001f600"
-    batch = [item(f"{i:04d}" + face * 196, pid, notes=face * 10_000) for i in range(1000)]
-    body = json.dumps({"sessions": batch}).encode()
-    assert len(body) > 120_000_000
-
-    response = await provider.post(
-        "/v1/sessions/bulk",
-        content=body,
-        headers={"content-type": "application/json"},
-        timeout=120,  # a second here, on a slow machine more
-    )
-
-    assert response.status_code == 200, response.text[:500]
-    assert {r["status"] for r in response.json()["results"]} == {"created"}
-    assert await provider_session_count(casework, provider_id) == 1000
 
 
 async def test_more_than_1000_sessions_is_413_and_stores_nothing(

@@ -69,13 +69,14 @@ async def test_a_provider_attaches_and_syncs_through_the_gateway(
             assert synced.status_code == 200, synced.text
             assert {r["status"] for r in synced.json()["results"]} == {"created"}
             # The largest sync the contract allows fits both the gateway's and casework's
-            # caps: 1,000 items, each with 10,000 characters of notes, written the way
-            # Python's json.dumps writes "é" by default (six bytes, "\\u00e9").
+            # caps: 1,000 items, each with 10,000 characters of notes from outside the
+            # BMP, written the way Python's json.dumps writes them by default (a surrogate
+            # pair of escapes, twelve bytes: "\\ud83d\\ude00").
             longest = sessions(pid, 1000, "long")
             for item in longest["sessions"]:
-                item["notes"] = "é" * 10_000
+                item["notes"] = "\U0001f600" * 10_000
             content = json.dumps(longest).encode()
-            assert len(content) > 60_000_000
+            assert len(content) > 120_000_000
             synced = await mine.post(
                 "/v1/sessions/bulk",
                 content=content,
