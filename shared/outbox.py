@@ -218,6 +218,10 @@ class OutboxRelay:
             last_housekeeping = 0.0
             loop = asyncio.get_running_loop()
             while True:
+                # Cleared before looking, not after: a commit's NOTIFY that lands while a
+                # batch is out then starts the next look at once, instead of being wiped
+                # and leaving its row for the next poll.
+                self._wake.clear()
                 try:
                     while await self.publish_batch(exchange) >= self.batch_size:
                         pass
@@ -239,7 +243,6 @@ class OutboxRelay:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
-                self._wake.clear()
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
                 # cancel that lands as the wake does, and the relay would never stop.
                 with contextlib.suppress(TimeoutError):

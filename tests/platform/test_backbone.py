@@ -118,14 +118,16 @@ class Toy:
             ],
         )
 
-    def start_relay(self, broker: Broker, metrics: Metrics | None = None) -> OutboxRelay:
+    def start_relay(
+        self, broker: Broker, metrics: Metrics | None = None, *, poll_seconds: float = 0.1
+    ) -> OutboxRelay:
         relay = OutboxRelay(
             engine=self.engine,
             table=self.outbox.table,
             broker=broker,
             metrics=metrics or Metrics(self.name),
             dsn=asyncpg_dsn(self.admin_url),
-            poll_seconds=0.1,
+            poll_seconds=poll_seconds,
         )
         self.tasks.append(asyncio.create_task(broker.run()))
         self.tasks.append(asyncio.create_task(relay.run()))
@@ -260,6 +262,35 @@ async def test_a_relay_stopped_just_as_it_is_woken_stops(toy: Toy) -> None:
     await toy.wait_published()
     await asyncio.sleep(0.2)  # idle: waiting to be woken
     await assert_stops_if_cancelled_as_woken(toy.tasks[-1], relay._wake, "the relay")
+
+
+async def test_a_commit_announced_while_a_batch_is_out_is_relayed_without_the_poll(
+    toy: Toy,
+) -> None:
+    """The NOTIFY of a row committed while the relay is publishing must not be lost: the
+    row goes out straight after that batch, not at the next poll (half a minute here)."""
+    relay = toy.start_relay(toy.broker(), poll_seconds=30)
+    real_publish = relay._publish
+    publishing, release = asyncio.Event(), asyncio.Event()
+
+    async def held(exchange, row) -> None:
+        if row.envelope["payload"]["aggregate"] == "agg-1":
+            publishing.set()
+            await release.wait()
+        await real_publish(exchange, row)
+
+    relay._publish = held  # type: ignore[method-assign]
+    await toy.write("agg-1", 0)
+    await asyncio.wait_for(publishing.wait(), timeout=10)
+    await toy.write("agg-2", 0)  # committed, and announced, while agg-1's batch is out
+
+    async def announced() -> None:
+        assert relay._wake.is_set()
+
+    await eventually(announced, timeout=5)
+    release.set()
+
+    await toy.wait_published(timeout=5)
 
 
 async def _burst_for_a_batch_consumer(toy: Toy, events: list[ToyHappened]) -> Metrics:
