@@ -156,6 +156,10 @@ class WebhookDispatcher:
         loop = asyncio.get_running_loop()
         try:
             while True:
+                # Cleared before looking, not after: a delivery that finishes while this
+                # claim runs then starts the next look at once, instead of its wake-up
+                # being wiped and its referral's next delivery waiting for the poll.
+                self.wake.clear()
                 claimed: list[_Claimed] = []
                 try:
                     if self.capacity > 0:
@@ -177,7 +181,6 @@ class WebhookDispatcher:
                     continue  # more may be due right now
                 # Sleep until a delivery finishes (the next in its referral's queue may
                 # be due) or the poll interval passes.
-                self.wake.clear()
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
                 # cancel that lands as a delivery finishes, and shutdown would hang.
                 with contextlib.suppress(TimeoutError):

@@ -5,6 +5,7 @@ survival across a gateway restart, and the failed-deliveries view."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -751,3 +752,54 @@ async def test_a_dispatcher_stopped_just_as_a_delivery_finishes_stops(hooks: Hoo
     running = asyncio.create_task(dispatcher.run())
     await asyncio.sleep(0.3)  # it has found nothing due and sleeps until woken
     await assert_stops_if_cancelled_as_woken(running, dispatcher.wake, "the dispatcher")
+
+
+async def test_a_delivery_finishing_during_a_claim_sends_its_referral_s_next_at_once(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    """The wake-up of a delivery that finishes while the dispatcher is claiming must not
+    be lost: the referral's next change goes straight after, not at the next poll (half a
+    minute here)."""
+    gateway = await hooks.gateway(run_webhook_dispatcher=False, webhook_poll_seconds=30)
+    dispatcher: WebhookDispatcher = gateway.runtime.extras["webhooks"]
+    referrer, provider = await gateway.partner("jcp"), await gateway.partner("provider")
+    sub = await hooks.subscribe(gateway, referrer, "/next")
+    referral, t = uuid.uuid4(), datetime.now(UTC)
+    await publish(
+        hooks.sandbox,
+        status_changed(referral, "received", referrer=referrer, provider=None, at=t),
+        status_changed(
+            referral, "accepted", referrer=referrer, provider=provider, at=t + timedelta(seconds=1)
+        ),
+    )
+
+    async def both_queued() -> None:
+        assert len(await hooks.deliveries(gateway, referrer, sub["id"])) == 2
+
+    await eventually(both_queued)
+    # "received" takes a moment to answer, so the dispatcher's next claim runs while it
+    # is still out.
+    receiver.answer = lambda r: ("sleep", 0.5) if r.json["status"] == "received" else 204
+    real_claim = dispatcher.claim
+
+    async def claim_outlived_by_the_delivery_before(limit: int) -> list:
+        claimed = await real_claim(limit)
+        if not claimed and dispatcher._in_flight:
+            # "received" is out, so "accepted" is not due yet: let "received" finish
+            # (and wake the dispatcher) before this claim returns.
+            await asyncio.gather(*dispatcher._in_flight.values(), return_exceptions=True)
+        return claimed
+
+    dispatcher.claim = claim_outlived_by_the_delivery_before  # type: ignore[method-assign]
+    running = asyncio.create_task(dispatcher.run())
+    try:
+
+        async def both_arrived() -> None:
+            statuses = [r.json["status"] for r in receiver.for_referral(str(referral))]
+            assert statuses == ["received", "accepted"]
+
+        await eventually(both_arrived, timeout=10)
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
