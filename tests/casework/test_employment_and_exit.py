@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from services.casework.store.tables import employment_episodes
 from shared.events.outcomes import ParticipantFactsRequested
@@ -405,3 +406,64 @@ async def test_only_the_participants_provider_records_an_exit(
     assert (await referrer.post(url, json=exit_body)).status_code == 403
     status = (await provider.get(f"/v1/participants/{participant['id']}")).json()["status"]
     assert status == "active"
+
+
+async def lock_waiters(casework: Casework) -> int:
+    """Backends of this database waiting for a row lock."""
+    async with casework.app.runtime.engine.connect() as conn:
+        return (
+            await conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+        ).scalar_one()
+
+
+async def test_outcomes_asking_while_an_episode_ends_hears_of_the_end(
+    casework: Casework, provider, participant
+) -> None:
+    """An answer read while the end was uncommitted would say the job still runs, and
+    outcomes keeps the later of the two (the answer): a sustained claim would be paid
+    for weeks not worked. Ending an episode takes the participant's lock, as the answer
+    does, so the answer waits for the end."""
+    pid = participant["id"]
+    url = f"/v1/participants/{pid}/employment"
+    episode = (await provider.post(url, json=job(started_on="2024-05-01"))).json()
+    asked = uuid.uuid4()
+    async with casework.app.runtime.engine.connect() as holder:
+        # Hold the episode so the end stops midway through its transaction.
+        await holder.execute(
+            select(employment_episodes.c.id)
+            .where(employment_episodes.c.id == uuid.UUID(episode["id"]))
+            .with_for_update()
+        )
+        ending = asyncio.create_task(
+            provider.post(f"{url}/{episode['id']}/end", json={"ended_on": "2024-06-25"})
+        )
+
+        async def end_waits() -> None:
+            assert await lock_waiters(casework) == 1, "the end is not waiting yet"
+
+        await eventually(end_waits)
+        await publish(
+            casework.sandbox,
+            ParticipantFactsRequested(request_id=asked, participant_id=uuid.UUID(pid)),
+            producer="outcomes",
+        )
+
+        async def answered_or_waiting() -> None:
+            answers = await events_of(casework, "casework.participant.facts_confirmed", pid)
+            assert answers or await lock_waiters(casework) == 2, "the answer is not in yet"
+
+        await eventually(answered_or_waiting)
+        await holder.rollback()
+    assert (await ending).status_code == 200
+
+    async def answer() -> dict:
+        answers = await events_of(casework, "casework.participant.facts_confirmed", pid)
+        assert answers, "not answered yet"
+        return answers[0]
+
+    assert [e["ended_on"] for e in (await eventually(answer))["episodes"]] == ["2024-06-25"]

@@ -297,7 +297,10 @@ async def end_employment(
     session: SessionDep,
     request: Request,
 ) -> EpisodeOut:
-    participant = await visible_participant(session, caller, participant_id)
+    # The participant's lock, as every employment change takes it: outcomes' question
+    # about the participant's employment waits on it, so its answer cannot read the
+    # episode as running while this end is uncommitted (and then outrank the end).
+    participant = await visible_participant(session, caller, participant_id, lock=True)
     row = await participant_store.episode(
         session, participant.id, parse_id(episode_id, "episode"), lock=True
     )
