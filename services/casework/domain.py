@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo
@@ -404,12 +404,28 @@ def session_problem(
     return _date_problem(record, scope.window(), scope, now + CLOCK_SKEW)
 
 
+def _outside_utc_calendar(moment: datetime) -> bool:
+    """Python, and so the database driver, holds years 1 to 9999 only: at either end
+    of that calendar a UTC offset can carry a time past the edge, and it cannot be
+    stored. (Any other year is far enough from the edges.)"""
+    if 1 < moment.year < 9999:
+        return False
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        return True
+    return False
+
+
 def _date_problem(
     record: SessionRecord,
     window: tuple[datetime, datetime | None],
     scope: ParticipantScope,
     latest: datetime,
 ) -> str | None:
+    for name, moment in (("occurred_at", record.occurred_at), ("modified_at", record.modified_at)):
+        if _outside_utc_calendar(moment):
+            return f"{name}: must fall within the years 0001 to 9999 in UTC"
     if record.modified_at > latest:
         return "modified_at: is in the future"
     if record.attendance != Attendance.CANCELLED and record.occurred_at > latest:

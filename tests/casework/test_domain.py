@@ -32,6 +32,7 @@ from services.casework.domain import (
     merge_all,
     plan_session_sync,
     referral_decided,
+    session_problem,
     severe_barriers,
     status_supersedes,
     sync_status,
@@ -312,6 +313,29 @@ def test_the_same_instant_in_another_offset_is_unchanged() -> None:
 )
 def test_every_field_is_content(change) -> None:
     assert sync_status(session(), session(**change)) == "updated"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (
+            {"occurred_at": datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5)))},
+            "occurred_at",
+        ),
+        ({"modified_at": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5)))}, "modified_at"),
+    ],
+)
+def test_a_time_past_the_calendar_s_edge_in_utc_is_a_problem(change, field) -> None:
+    record = session(attendance="cancelled", **change)
+    assert session_problem(record, SCOPES[PARTICIPANT], PROVIDER, NOW) == (
+        f"{field}: must fall within the years 0001 to 9999 in UTC"
+    )
+
+
+def test_the_calendar_s_last_hour_in_utc_is_no_problem() -> None:
+    last = datetime(9999, 12, 31, 23, tzinfo=UTC)
+    record = session(attendance="cancelled", occurred_at=last)
+    assert session_problem(record, SCOPES[PARTICIPANT], PROVIDER, NOW) is None
 
 
 def test_one_batch_gives_all_five_statuses_in_order() -> None:

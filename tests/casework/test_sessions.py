@@ -330,6 +330,57 @@ async def test_future_sessions_can_only_be_cancellations(
     ]
 
 
+async def test_a_time_that_leaves_the_calendar_in_utc_is_an_item_error(
+    casework: Casework, provider, provider_id
+) -> None:
+    """Cancelled sessions may be in the future and modified_at only has to be past: at
+    either end of the calendar an offset carries a time past year 9999 or before year 1
+    in UTC, which cannot be stored. That item is an error; the rest still apply."""
+    pid = (await casework.participant(provider, provider_id))["id"]
+    results = await sync(
+        provider,
+        item("good", pid),
+        item("far", pid, occurred_at="9999-12-31T23:00:00-05:00", attendance="cancelled"),
+        item("early", pid, modified_at="0001-01-01T00:00:00+05:00"),
+        item("last-day", pid, occurred_at="9999-12-31T23:00:00+00:00", attendance="cancelled"),
+    )
+    assert statuses(results) == [
+        ("good", "created"),
+        ("far", "error"),
+        ("early", "error"),
+        ("last-day", "created"),
+    ]
+    assert results[1]["error"].startswith("occurred_at:")
+    assert results[2]["error"].startswith("modified_at:")
+    assert set(await stored(provider, pid)) == {"good", "last-day"}
+
+
+async def test_a_lone_surrogate_fails_its_item_not_the_batch(
+    casework: Casework, provider, provider_id
+) -> None:
+    """A CRM cutting notes by UTF-16 length can split an emoji: JSON allows the lone
+    escape, and one such note must not lose the 999 good sessions beside it."""
+    pid = (await casework.participant(provider, provider_id))["id"]
+    sent = [
+        item("good", pid),
+        item("split-emoji", pid, notes="great session \\ud83d"),
+        item("id-\\udc00", pid),
+    ]
+    # The escaped backslash unescaped: the body carries the lone escapes themselves.
+    raw = orjson.dumps({"sessions": sent}).replace(b"\\\\u", b"\\u")
+    assert b'"great session \\ud83d"' in raw
+    response = await provider.post(
+        "/v1/sessions/bulk", content=raw, headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert statuses(results) == [("good", "created"), ("split-emoji", "error"), (None, "error")]
+    assert results[1]["error"].startswith("notes:")
+    assert results[2]["error"].startswith("external_id:")
+    assert set(await stored(provider, pid)) == {"good"}
+
+
 async def test_concurrent_syncs_of_the_same_sessions_agree(
     casework: Casework, provider, provider_id
 ) -> None:

@@ -287,8 +287,9 @@ class SessionIn(Request):
     strings to numbers and the like), so validating JSON text and validating parsed
     JSON give the same answer; the sync relies on that."""
 
-    # Pattern checks run in pydantic's core: cheap enough for 2,000 strings a call. The
-    # JSON parser already refuses lone surrogates, so NUL is the one thing to catch.
+    # Pattern checks run in pydantic's core: cheap enough for 2,000 strings a call.
+    # Pydantic's strings refuse lone surrogates (as JSON text and as parsed JSON), so
+    # NUL is the one thing to catch.
     external_id: Annotated[StrictStr, Field(min_length=1, max_length=200, pattern=NO_NUL)]
     participant_id: uuid.UUID
     occurred_at: Timestamp

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 from collections import defaultdict
 from typing import Any
 
@@ -93,11 +94,26 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def _sessions_list(raw: bytes) -> list[Any]:
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parsed(raw: bytes) -> Any:
     try:
-        document = pydantic_core.from_json(raw)
+        return pydantic_core.from_json(raw)
+    except ValueError:
+        pass
+    # JSON's grammar allows a lone surrogate escape (a CRM cutting notes by UTF-16
+    # length splits an emoji) but pydantic's parser refuses it: the standard library
+    # takes it, so the item holding it fails alone, as every bad item does.
+    try:
+        return json.loads(raw, parse_constant=_refuse_constant)
     except ValueError:
         raise unprocessable(FieldError("body", "is not valid JSON")) from None
+
+
+def _sessions_list(raw: bytes) -> list[Any]:
+    document = _parsed(raw)
     if not isinstance(document, dict):
         raise unprocessable(FieldError("body", 'must be an object: {"sessions": [...]}'))
     if "sessions" not in document:
@@ -117,9 +133,17 @@ def _sessions_list(raw: bytes) -> list[Any]:
 def _external_id(item: Any) -> str | None:
     if isinstance(item, dict):
         value = item.get("external_id")
-        if isinstance(value, str):
+        if isinstance(value, str) and _encodable(value):
             return value[:200]
     return None
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: the answer could not carry it
+        return False
+    return True
 
 
 TIMESTAMP_FIELDS = frozenset({"occurred_at", "modified_at"})
