@@ -16,6 +16,7 @@ import ipaddress
 import math
 import secrets
 import string
+import unicodedata
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -387,7 +388,8 @@ class ProgrammeDefinition(_Strict):
 
 
 def _area_key(name: str) -> str:
-    return " ".join(name.split()).casefold()
+    # As referrals routes them: Unicode form, spacing and case aside, one authority.
+    return " ".join(unicodedata.normalize("NFC", name).split()).casefold()
 
 
 def programme_problems(definition: ProgrammeDefinition) -> list[FieldError]:

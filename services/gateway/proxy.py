@@ -372,6 +372,8 @@ class GatewayMiddleware:
                     raise BodyTooLarge(limit)
                 body = await _read_body(receive, limit)
                 cost = domain.bulk_cost(body)
+            # Before the kind check: calls a partner may not make spend its allowance
+            # too, so hammering a forbidden endpoint is throttled like any other.
             wait = gateway.limiter.take(partner.partner_id, partner.kind, cost)
             if wait > 0:
                 gateway.metrics.rate_limited.labels(partner.kind.value).inc()

@@ -225,6 +225,19 @@ def test_each_local_authority_maps_to_one_provider_whatever_its_spelling() -> No
     assert fields == ["providers[1].local_authorities[0]", "providers[1].local_authorities[2]"]
 
 
+def test_one_authority_in_two_unicode_forms_is_listed_twice() -> None:
+    """Referrals routes "Ynys Môn" typed either way (precomposed, or o and a combining
+    circumflex) as one authority: to the first provider only, had this passed."""
+    definition = _definition(
+        providers=[
+            {"partner_id": str(P1), "local_authorities": ["Ynys M\u00f4n"]},
+            {"partner_id": str(P2), "local_authorities": ["Ynys Mo\u0302n"]},
+        ]
+    )
+    fields = [e.field for e in domain.programme_problems(definition)]
+    assert fields == ["providers[1].local_authorities[0]"]
+
+
 def test_provider_problems_name_unknown_partners_and_other_kinds() -> None:
     definition = _definition()
     problems = domain.provider_problems(definition, {P1: PartnerKind.JCP})
