@@ -243,6 +243,7 @@ async def submit(
     person's locks, the match lookup, one statement inserting the referral with its
     events (and key), ``COMMIT``. Retries and waits use ``session``.
     """
+    stamped_by_caller = now is not None
     now = now or utcnow()
     today = today_uk(now)
     fingerprint = submission.fingerprint()
@@ -273,6 +274,12 @@ async def submit(
         if existing is not None:
             return replay(existing, "external_ref")
         rules = await _wait_for_programme(session, cache, code, programme_wait_seconds)
+        if not stamped_by_caller:
+            # Stamped when stored, not when it arrived: a referral stored while this one
+            # waited must not carry a later updated_at, or a partner polling from it
+            # (updated_since) would never list this one.
+            now = utcnow()
+            today = today_uk(now)
     await session.rollback()  # what it read is done with: its connection goes back now
 
     referral_id = uuid.uuid4()
@@ -429,8 +436,10 @@ async def programme_defined(
 ) -> int:
     """Keep the definition and decide every referral that was waiting for it, oldest
     first (so the first referral of a person is the one accepted). Returns how many."""
-    now = now or utcnow()
     await store.lock(session, [programme_lock_id(payload.code)])
+    # Stamped once the lock is ours, so the decisions carry no time from before an
+    # intake that held it committed (updated_since readers poll by these times).
+    now = now or utcnow()
     await store.store_programme(
         session,
         {
@@ -463,6 +472,7 @@ async def settle_waiting(
     """The sweep: decide waiting referrals whose programme is now known (a safety net
     for the handler), and reject as ``unknown_programme`` those that have waited longer
     than ``unknown_after``. Returns how many referrals it settled."""
+    given = now
     now = now or utcnow()
     deadline = now - unknown_after
     async with session_factory() as session:
@@ -472,15 +482,16 @@ async def settle_waiting(
         async with session_factory() as session:
             # Programme lock first, as the handler takes it: same order, no deadlock.
             await store.lock(session, [programme_lock_id(code)])
+            stamp = given or utcnow()  # once the lock is ours, as the handler stamps
             rules = await store.load_programme(session, code)
             waiting = await store.waiting_in_programme(
                 session, code, received_before=None if rules else deadline, limit=batch
             )
             for referral in waiting:
                 if rules is not None:
-                    done = await decide_waiting(session, outbox, referral, rules, now=now)
+                    done = await decide_waiting(session, outbox, referral, rules, now=stamp)
                 else:
-                    done = await _apply(session, outbox, referral, UNKNOWN_PROGRAMME, now=now)
+                    done = await _apply(session, outbox, referral, UNKNOWN_PROGRAMME, now=stamp)
                 settled += done is not None
             await session.commit()
     return settled
@@ -540,8 +551,8 @@ async def attachment_requested(
     referral's row lock, as withdraw and decline take it, so whichever comes first
     wins and the other is refused: granted, the referral becomes ``attached`` here and
     now (its status_changed goes out before the answer)."""
-    now = now or utcnow()
     referral = await store.get_referral(session, payload.referral_id, for_update=True)
+    now = now or utcnow()  # once the row is ours, as every change is stamped
     if referral is None or referral.status is Status.RECEIVED:
         raise ReferralNotReady(f"referral {payload.referral_id} is not decided here yet")
     granted = grants_attachment(
@@ -606,8 +617,8 @@ async def participant_attached(
 
     Idempotent: a redelivery, or an attachment already recorded, changes nothing.
     """
-    now = now or utcnow()
     referral = await store.get_referral(session, payload.referral_id, for_update=True)
+    now = now or utcnow()  # once the row is ours, as every change is stamped
     if referral is None or referral.status is Status.RECEIVED:
         raise ReferralNotReady(f"referral {payload.referral_id} is not decided here yet")
     if referral.status is Status.ATTACHED:

@@ -197,7 +197,7 @@ async def test_updated_since_returns_referrals_whose_status_changed_since(
     assert ids(changed) == [fresh["id"], moved["id"]]
     assert changed[1]["status"] == "withdrawn"
     assert datetime.fromisoformat(withdrawn["updated_at"]) >= datetime.fromisoformat(checkpoint)
-    # The filter is inclusive, so polling from the last updated_at seen misses nothing.
+    # The filter is inclusive: polling from the last updated_at seen lists it again.
     assert moved["id"] in ids(await listed(jcp, updated_since=withdrawn["updated_at"]))
     assert quiet["id"] in ids(await listed(jcp, updated_since="2000-01-01T00:00:00+01:00"))
 

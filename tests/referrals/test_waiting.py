@@ -231,3 +231,27 @@ async def test_a_programme_still_unknown_after_the_deadline_is_rejected(
     assert statuses(rejected) == ["received", "rejected"]
     last = (await events_of(referrals_app, waiting["id"]))[-1]
     assert (last.payload["status"], last.payload["reasons"]) == ("rejected", ["unknown_programme"])
+
+
+async def test_a_referral_that_waited_for_its_programme_is_stamped_when_it_is_stored(
+    sandbox: Sandbox, referrals_app: RunningApp, jcp: Partner
+) -> None:
+    """Polling from the last ``updated_at`` seen must find it. Stamped on arrival, it
+    would carry a time before a referral stored while it waited, and a partner that saw
+    that one would never list it."""
+    _, covered = areas()
+    known = await define_programme(sandbox, referrals_app, covered)
+    code = new_code()
+
+    async def refer_and_define_meanwhile() -> tuple[dict, dict]:
+        waiting = asyncio.create_task(jcp.refer(referral_body(code)))
+        await asyncio.sleep(0.3)
+        meanwhile = (await jcp.refer(referral_body(known))).json()
+        await publish(sandbox, programme_defined(code, covered))
+        return (await waiting).json(), meanwhile
+
+    waited, meanwhile = await refer_and_define_meanwhile()
+    assert (waited["status"], meanwhile["status"]) == ("accepted", "accepted")
+    response = await jcp.get("/v1/referrals", params={"updated_since": meanwhile["updated_at"]})
+    assert response.status_code == 200
+    assert waited["id"] in [item["id"] for item in response.json()["items"]]
