@@ -20,6 +20,7 @@ import unicodedata
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -527,6 +528,16 @@ def retry_delay(attempts: int, *, base: float, cap: float, jitter: float) -> flo
     exponent = min(max(attempts - 1, 0), 60)
     delay = min(cap, base * (2**exponent))
     return delay * (0.8 + 0.4 * jitter)
+
+
+def retry_period_over(first_attempted_at: datetime, failed_at: datetime, *, seconds: float) -> bool:
+    """Whether a delivery whose attempt at ``failed_at`` failed is given up.
+
+    The period runs from the delivery's own first attempt, not from when it was queued:
+    a referral's later change waits behind an earlier one that is being retried, and
+    once its turn comes it is owed the whole period too (contract §9), however long it
+    waited in line."""
+    return failed_at - first_attempted_at >= timedelta(seconds=seconds)
 
 
 def webhook_body(

@@ -141,6 +141,9 @@ webhook_deliveries = Table(
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", DateTime(timezone=True), nullable=False),
     Column("leased_until", DateTime(timezone=True)),
+    # The retry period runs from here, not from created_at: a delivery may wait long in
+    # its referral's queue before it is first tried.
+    Column("first_attempted_at", DateTime(timezone=True)),
     Column("last_attempt_at", DateTime(timezone=True)),
     Column("last_status_code", Integer),
     Column("last_error", Text),

@@ -13,8 +13,10 @@ restart. The dispatcher (a background loop in every gateway replica):
   stable across retries; ``webhook-timestamp``; ``webhook-signature`` v1 HMAC-SHA256);
 * treats any 2xx as delivered, anything else (or a timeout) as a failure to retry with
   exponential backoff and jitter, until ``webhook_retry_for_seconds`` (≥ 24 h) have
-  passed since the delivery was queued; then it is ``failed``, the partner can list it,
-  and the referral's later deliveries go ahead.
+  passed since the delivery's own first attempt (not since it was queued: a delivery
+  held behind an earlier one of its referral is owed the whole period once its turn
+  comes); then it is ``failed``, the partner can list it, and the referral's later
+  deliveries go ahead.
 
 Redirects are not followed, and unless allowed by setting, a target whose name resolves
 to a private, loopback or link-local address is refused at each attempt (SSRF).
@@ -67,19 +69,21 @@ _CLAIM_SQL = text(f"""
     SET leased_until = now() + make_interval(secs => :lease)
     FROM due, {S}.webhook_subscriptions s
     WHERE w.id = due.id AND s.id = w.subscription_id
-    RETURNING w.id, w.event_id, w.payload, w.attempts, w.created_at, s.url, s.secret
+    RETURNING w.id, w.event_id, w.payload, w.attempts, w.first_attempted_at, s.url, s.secret
 """)
 
 _DELIVERED_SQL = text(f"""
     UPDATE {S}.webhook_deliveries
-    SET status = '{store.DELIVERED}', attempts = attempts + 1, last_attempt_at = :at,
+    SET status = '{store.DELIVERED}', attempts = attempts + 1,
+        first_attempted_at = COALESCE(first_attempted_at, :at), last_attempt_at = :at,
         delivered_at = :at, last_status_code = :code, last_error = NULL, leased_until = NULL
     WHERE id = :id AND status IN ('{store.PENDING}', '{store.RETRYING}')
 """)
 
 _FAILED_SQL = text(f"""
     UPDATE {S}.webhook_deliveries
-    SET status = :status, attempts = attempts + 1, last_attempt_at = :at,
+    SET status = :status, attempts = attempts + 1,
+        first_attempted_at = COALESCE(first_attempted_at, :at), last_attempt_at = :at,
         last_status_code = :code, last_error = :error, next_attempt_at = :next_at,
         leased_until = NULL
     WHERE id = :id AND status IN ('{store.PENDING}', '{store.RETRYING}')
@@ -103,7 +107,8 @@ class _Claimed:
     event_id: Any
     payload: dict[str, Any]
     attempts: int
-    created_at: datetime
+    # None until an attempt has been recorded (then the retry period starts).
+    first_attempted_at: datetime | None
     url: str
     secret: str
 
@@ -201,7 +206,7 @@ class WebhookDispatcher:
                 r.event_id,
                 orjson.loads(r.payload) if isinstance(r.payload, str | bytes) else r.payload,
                 r.attempts,
-                r.created_at,
+                r.first_attempted_at,
                 r.url,
                 r.secret,
             )
@@ -294,8 +299,10 @@ class WebhookDispatcher:
                 self.metrics.webhook_attempts.labels("delivered").inc()
                 continue
             attempts = result.delivery.attempts + 1
-            give_up = result.at - result.delivery.created_at >= timedelta(
-                seconds=self.settings.webhook_retry_for_seconds
+            give_up = domain.retry_period_over(
+                result.delivery.first_attempted_at or result.at,  # None: this was the first
+                result.at,
+                seconds=self.settings.webhook_retry_for_seconds,
             )
             delay = domain.retry_delay(
                 attempts,

@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import math
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -302,6 +303,18 @@ def test_retries_back_off_exponentially_and_the_defaults_cover_more_than_a_day()
         )
     assert 20 <= attempts <= 40
     assert math.isfinite(elapsed)
+
+
+def test_a_delivery_is_retried_for_the_whole_period_from_its_own_first_attempt() -> None:
+    period = GatewaySettings().webhook_retry_for_seconds
+    # First tried a day and more after it was queued (held behind its referral's earlier
+    # change): its first failure is the start of its period, not the end of it.
+    first = datetime(2026, 12, 8, 9, 0, tzinfo=UTC)
+    assert not domain.retry_period_over(first, first, seconds=period)
+    just_before = first + timedelta(seconds=period) - timedelta(microseconds=1)
+    assert not domain.retry_period_over(first, just_before, seconds=period)
+    assert domain.retry_period_over(first, first + timedelta(seconds=period), seconds=period)
+    assert domain.retry_period_over(first, first + timedelta(days=2), seconds=period)
 
 
 def test_webhook_secrets_are_standard_webhooks_secrets() -> None:

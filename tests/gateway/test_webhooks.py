@@ -489,6 +489,81 @@ async def test_a_delivery_that_keeps_failing_is_marked_failed_and_listed(
     ]
 
 
+async def test_a_delivery_held_behind_a_failing_one_is_retried_for_a_whole_period_of_its_own(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    """The retry period runs from a delivery's own first attempt, not from when it was
+    queued: a referral's later change waits while an earlier one is retried, so by the
+    time the earlier one is given up the later one has been queued a whole period, and
+    measured from then it would be given up after a single attempt."""
+    period = 2.0
+    gateway = await hooks.gateway(webhook_retry_for_seconds=period)
+    referrer, provider = await gateway.partner("jcp"), await gateway.partner("provider")
+    sub = await hooks.subscribe(gateway, referrer, "/down-for-a-while")
+    referral = uuid.uuid4()
+
+    def answer(request: Received) -> int:
+        # The partner's system is down all through "received"'s retries and for the
+        # first two attempts of "accepted", then back.
+        accepted_tries = [
+            r for r in receiver.for_referral(str(referral)) if r.json["status"] == "accepted"
+        ]
+        return 204 if len(accepted_tries) > 2 else 500
+
+    receiver.answer = answer
+    t = datetime.now(UTC)
+    received, accepted = await publish(
+        hooks.sandbox,
+        status_changed(referral, "received", referrer=referrer, at=t, sequence=1),
+        status_changed(
+            referral,
+            "accepted",
+            referrer=referrer,
+            provider=provider,
+            at=t + timedelta(seconds=1),
+            sequence=2,
+        ),
+    )
+
+    async def both_settled() -> dict[str, dict]:
+        items = await hooks.deliveries(gateway, referrer, sub["id"])
+        assert len(items) == 2
+        assert not {d["status"] for d in items} & set(store.OPEN_STATUSES), items
+        return {d["event_id"]: d for d in items}
+
+    settled = await eventually(both_settled, timeout=15)
+    gave_up, held = settled[str(received.event_id)], settled[str(accepted.event_id)]
+    assert gave_up["status"] == "failed" and gave_up["attempts"] >= 2, gave_up
+    assert (held["status"], held["attempts"], held["last_status_code"]) == (
+        "delivered",
+        3,
+        204,
+    ), held
+    statuses = [r.json["status"] for r in receiver.for_referral(str(referral))]
+    first_accepted = statuses.index("accepted")
+    assert set(statuses[:first_accepted]) == {"received"}
+    assert statuses[first_accepted:] == ["accepted"] * 3
+    # Each period is counted from that delivery's own first attempt: "received" was
+    # tried for all of its own, and "accepted" was first tried only once it was over.
+    async with gateway.runtime.engine.connect() as conn:
+        rows = {
+            row.event_id: row
+            for row in await conn.execute(
+                select(
+                    store.webhook_deliveries.c.event_id,
+                    store.webhook_deliveries.c.first_attempted_at,
+                    store.webhook_deliveries.c.last_attempt_at,
+                ).where(
+                    store.webhook_deliveries.c.subscription_id == uuid.UUID(sub["id"]),
+                    store.webhook_deliveries.c.referral_id == referral,
+                )
+            )
+        }
+    earlier, later = rows[received.event_id], rows[accepted.event_id]
+    assert earlier.last_attempt_at - earlier.first_attempted_at >= timedelta(seconds=period)
+    assert later.first_attempted_at >= earlier.last_attempt_at
+
+
 async def test_deliveries_for_one_referral_arrive_in_order_without_blocking_others(
     hooks: Hooks, receiver: Receiver
 ) -> None:
